@@ -1,0 +1,42 @@
+"""qbench: a plugin-based benchmark harness for adversarial defenses of quantum machine-learning models.
+
+The public API a plugin uses is re-exported here; see ``docs/plugins.md``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _dist_version
+
+try:
+    __version__ = _dist_version("qbench")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+from qbench.attack import Attack, AttackSkipped
+from qbench.context import Context
+from qbench.dataset import DataSplit, Dataset, TrainingSchedule
+from qbench.defense import Defense
+from qbench.domain import Domain
+from qbench.errors import ConfigError, DataError, QBenchError, UsageError
+from qbench.hookspecs import hookimpl
+from qbench.model import Model, is_stochastic
+
+_LAZY = {
+    # importing these pulls in PennyLane / ART, which the CLI should not pay for on `qbench --help`
+    "CircuitClassifier": "qbench.circuit_model",
+    "LayerInsert": "qbench.circuit_model",
+    "art_classifier": "qbench.art_bridge",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'qbench' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__", "hookimpl", "Attack", "AttackSkipped", "Context", "DataSplit", "Dataset", "TrainingSchedule",
+    "Defense", "Domain", "Model", "is_stochastic", "ConfigError", "DataError", "QBenchError", "UsageError",
+    *_LAZY,
+]

@@ -1,0 +1,41 @@
+"""The attack contract: adversarial inputs inside an epsilon ball and inside the dataset's domain."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import torch
+
+from qbench.component import Component
+
+if TYPE_CHECKING:
+    from qbench.context import Context
+
+Threat = Literal["white-box", "transfer", "adaptive", "gradient-free"]
+
+
+class AttackSkipped(Exception):
+    """Raised by :meth:`Attack.generate` when the attack does not apply (e.g. DLR on a binary task).
+
+    The runner records the cell as skipped with this message instead of as a failure.
+    """
+
+
+class Attack(Component):
+    """A registered attack. :meth:`generate` returns ``x_adv`` with ``|x_adv - x|_inf <= epsilon`` (up to the
+    domain's projection) and every example inside ``ctx.data.domain``; ``ctx.data`` also gives the
+    training split (for surrogate models) and the number of classes."""
+
+    kind: ClassVar[str] = "attack"
+    threat: ClassVar[Threat] = "white-box"
+
+    def generate(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        epsilon: float,
+        ctx: "Context",
+    ) -> torch.Tensor:
+        """Adversarial examples for ``(x, y)`` against ``model`` (the defended model's forward)."""
+        raise NotImplementedError  # abstract

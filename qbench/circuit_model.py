@@ -1,0 +1,108 @@
+"""Variational circuit classifiers whose layers a defense can wrap without knowing the circuit.
+
+A :class:`CircuitClassifier` is written as PennyLane operations: an encoding, ``n_layers`` layers, and a
+Z-basis readout of ``ceil(log2 K)`` wires giving K class probabilities. Defenses add
+:class:`LayerInsert` modules that contribute operations before or after every layer (noise rotations,
+noise channels). The circuit runs on qbench's engine, or on a PennyLane device named by ``device_name``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Sequence
+
+import torch
+
+from qbench.engine import execute
+
+Position = Literal["before", "after"]
+
+
+class LayerInsert(torch.nn.Module):
+    """Operations a defense places before or after each layer of a :class:`CircuitClassifier`.
+
+    Subclasses implement :meth:`ops`; trainable parameters of the insert (e.g. a noise scale per layer)
+    are ordinary torch parameters and are trained with the model. Set ``stochastic = True`` if ``ops``
+    draws randomness (from torch's global generator, which the runner seeds per cell).
+    """
+
+    position: Position = "before"
+    stochastic: bool = False
+
+    def ops(self, layer: int, batch_size: int, wires: Sequence[int], dtype: torch.dtype) -> list:
+        """PennyLane operations for layer ``layer`` (0-based); parameters may be shape ``(batch_size,)``."""
+        raise NotImplementedError  # abstract
+
+
+class CircuitClassifier(torch.nn.Module):
+    """Base of circuit classifiers: subclasses implement :meth:`encode` and :meth:`layer`."""
+
+    def __init__(self, n_wires: int, n_classes: int, n_layers: int) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError("a classifier needs at least 2 classes")
+        self.n_wires = n_wires
+        self.n_classes = n_classes
+        self.n_layers = n_layers
+        self.readout_wires = list(range(max(1, math.ceil(math.log2(n_classes)))))
+        if len(self.readout_wires) > n_wires:
+            raise ValueError(f"{n_classes} classes need {len(self.readout_wires)} readout wires, circuit has {n_wires}")
+        self.inserts = torch.nn.ModuleList()
+        #: None = qbench's engine; otherwise a PennyLane device name
+        self.device_name: str | None = None
+        #: trajectories per example when the circuit has noise channels (engine's trajectory method)
+        self.n_trajectories = 1
+        #: "auto" (state vector, or trajectories when channels are present), "density", "trajectories"
+        self.method = "auto"
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the forward is random: a stochastic insert, or sampled noise channels."""
+        return any(getattr(m, "stochastic", False) for m in self.inserts)
+
+    def encode(self, x: torch.Tensor) -> list:
+        """Operations that load a batch ``x`` into the circuit (must come first)."""
+        raise NotImplementedError  # abstract
+
+    def layer(self, index: int) -> list:
+        """The operations of layer ``index`` (0-based), with the model's own parameters."""
+        raise NotImplementedError  # abstract
+
+    def circuit(self, x: torch.Tensor) -> list:
+        """The whole circuit for batch ``x``: encoding, then every layer wrapped by the inserts."""
+        wires = list(range(self.n_wires))
+        dtype = self.parameter_dtype
+        ops = list(self.encode(x))
+        for index in range(self.n_layers):
+            for insert in self.inserts:
+                if insert.position == "before":
+                    ops.extend(insert.ops(index, x.shape[0], wires, dtype))
+            ops.extend(self.layer(index))
+            for insert in self.inserts:
+                if insert.position == "after":
+                    ops.extend(insert.ops(index, x.shape[0], wires, dtype))
+        return ops
+
+    @property
+    def parameter_dtype(self) -> torch.dtype:
+        """The real dtype the circuit runs in (that of the first parameter)."""
+        return next(self.parameters()).dtype
+
+    def class_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` class probabilities from the readout wires' basis-state probabilities."""
+        x = x.to(self.parameter_dtype)
+        method = self.method
+        if method == "auto" and self.n_trajectories > 1:
+            method = "trajectories"
+        result = execute(
+            self.circuit(x), self.n_wires, self.readout_wires, method=method, batch_size=x.shape[0],
+            n_trajectories=self.n_trajectories, device=self.device_name,
+        )
+        probs = result.probs[:, : self.n_classes]
+        if self.n_classes < 2 ** len(self.readout_wires):
+            probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return probs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits = log class probabilities, so cross-entropy is the quantum cross-entropy."""
+        return torch.log(self.class_probabilities(x).clamp_min(1e-12))

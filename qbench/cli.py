@@ -1,0 +1,295 @@
+"""The ``qbench`` command line: evaluate, plugins, results.
+
+Exit codes: 0 success, 1 a run failed, 2 bad usage (unknown name, bad value, missing data, broken
+plugin, unusable store). Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+import qbench
+from qbench.config import parse_assignments
+from qbench.dataset import TrainingSchedule
+from qbench.errors import ConfigError, QBenchError, UsageError
+from qbench.progress import Reporter, RichReporter
+from qbench.registry import Registry, load_registry
+from qbench.runner import Plan, Runner
+from qbench.store import Store, default_store_path
+from qbench.summary import compare, summarize
+from qbench.tracks import DEFAULTS, TRACKS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, instead of argparse's usage block
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _epsilon(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"epsilon must be a number, got {text!r}") from None
+    if not (value >= 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"epsilon must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser = _Parser(prog="qbench", description="Benchmark adversarial defenses of quantum ML models.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"qbench {qbench.__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    ev = sub.add_parser("evaluate", parents=[common], help="train and attack one defense, next to the undefended model")
+    ev.add_argument("--defense", required=True, help="defense name (qbench plugins lists them)")
+    ev.add_argument("--track", choices=TRACKS, default=None, help="leaderboard track (default: qnn)")
+    ev.add_argument("--dataset", help="dataset name (default: the track's)")
+    ev.add_argument("--model", help="model name (default: the track's)")
+    ev.add_argument("--attack", action="append", dest="attacks", metavar="NAME", help="attack (repeatable)")
+    ev.add_argument("--epsilon", action="append", dest="epsilons", type=_epsilon, metavar="E", help="repeatable")
+    ev.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (0..N-1; default 3)")
+    ev.add_argument("--epochs", type=_positive_int, help="override the dataset's training epochs")
+    ev.add_argument("--n-test", type=_positive_int, help="evaluate on the first N test examples only")
+    ev.add_argument("--n-eot", type=_positive_int, default=20, help="EOT samples per gradient (stochastic models)")
+    ev.add_argument("--n-repeat", type=_positive_int, default=5, help="repetitions of a stochastic prediction")
+    ev.add_argument("--device", dest="quantum_device", help="PennyLane device to run circuits on instead of the engine")
+    ev.add_argument("--data-dir", type=Path, default=None, help="folder with data files (default $QBENCH_DATA)")
+    ev.add_argument("--store", type=Path, default=None, help="result store (default $QBENCH_STORE or user cache)")
+    for kind in ("dataset", "model", "defense"):
+        ev.add_argument(f"--{kind}-option", action="append", metavar="KEY=VALUE", help=f"{kind} config option")
+    ev.add_argument("--attack-option", action="append", metavar="ATTACK.KEY=VALUE", help="attack config option")
+    ev.add_argument("--no-baseline", action="store_true", help="skip the undefended comparison")
+
+    pl = sub.add_parser("plugins", parents=[common], help="list every registered dataset, model, defense, attack")
+    pl.add_argument("--kind", choices=("dataset", "model", "defense", "attack"))
+
+    rs = sub.add_parser("results", parents=[common], help="what the result store holds")
+    rs.add_argument("--store", type=Path, default=None)
+    return parser
+
+
+def _registry(console: Console) -> Registry:
+    registry = load_registry()
+    for problem in registry.problems:
+        print(f"qbench: warning: {problem.message}", file=sys.stderr)
+    return registry
+
+
+def _attack_options(items: list[str] | None) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in parse_assignments(items, "--attack-option").items():
+        attack, dot, option = key.partition(".")
+        if not dot or not option:
+            raise ConfigError(f"--attack-option: expected ATTACK.KEY=VALUE, got {key}={value}")
+        out.setdefault(attack, {})[option] = value
+    return out
+
+
+def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defense_options: dict) -> Plan:
+    track = args.track or "qnn"
+    defaults = DEFAULTS[track]
+    dataset = registry.create("dataset", args.dataset or defaults.dataset, parse_assignments(args.dataset_option, "--dataset-option"), track)
+    model = registry.create("model", args.model or defaults.model, parse_assignments(args.model_option, "--model-option"), track)
+    defense = registry.create("defense", defense_name, defense_options, track)
+    attack_options = _attack_options(args.attack_option)
+    names = args.attacks or [a for a in defaults.attacks if a in registry.names("attack")]
+    unknown_opts = set(attack_options) - set(names)
+    if unknown_opts:
+        raise ConfigError(f"--attack-option names attack {sorted(unknown_opts)[0]!r}, which is not being run")
+    attacks = [registry.create("attack", n, attack_options.get(n), track) for n in dict.fromkeys(names)]
+    schedule = type(dataset).training
+    if args.epochs:
+        schedule = TrainingSchedule(args.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
+    return Plan(
+        track=track, dataset=dataset, model=model, defense=defense, attacks=attacks,
+        epsilons=list(dict.fromkeys(args.epsilons or defaults.epsilons)), seeds=list(range(args.seeds)),
+        schedule=schedule, n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test,
+        quantum_device=args.quantum_device,
+    )
+
+
+def _data_dir(args: argparse.Namespace) -> Path | None:
+    if args.data_dir is not None:
+        if not args.data_dir.is_dir():
+            raise UsageError(f"--data-dir {args.data_dir} is not a directory")
+        return args.data_dir
+    env = os.environ.get("QBENCH_DATA")
+    return Path(env) if env else None
+
+
+def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench evaluate``: the defense and (unless --no-baseline) the undefended model, same protocol."""
+    registry = _registry(err)
+    plans = [_plan(args, registry, args.defense, parse_assignments(args.defense_option, "--defense-option"))]
+    if args.defense != "none" and not args.no_baseline:
+        plans.append(_plan(args, registry, "none", {}))
+    data_dir = _data_dir(args)
+    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    with Store.open(args.store or default_store_path()) as store:
+        runner = Runner(store, data_dir=data_dir, reporter=reporter)
+        data = runner.load_data(plans[0].dataset)
+        summaries = [summarize(runner.run(plan, data)) for plan in plans]
+    if len(summaries) == 2:
+        compare(summaries[0], summaries[1])
+    report = {"qbench": qbench.__version__, "store": str(store.path), "defense": summaries[0]}
+    if len(summaries) == 2:
+        report["undefended"] = summaries[1]
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_evaluation(out, summaries)
+    failed = [a for s in summaries for a in s["attacks"] if a["status"] == "failed"]
+    for row in failed:
+        print(f"qbench: error: {row['reason']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _fmt(est: dict | None) -> str:
+    if est is None:
+        return "—"
+    text = f"{100 * est['mean']:.1f}%"
+    if est["n_seeds"] > 1:
+        text += f" ± {100 * est['std']:.1f}"
+    return text + f" [{100 * est['ci_low']:.1f}, {100 * est['ci_high']:.1f}]"
+
+
+def _print_evaluation(out: Console, summaries: list[dict]) -> None:
+    first = summaries[0]
+    title = (
+        f"{first['track']} · {first['dataset']['name']} · {first['model']['name']} · "
+        f"seeds {len(first['seeds'])} · n_test {first['n_test']}"
+    )
+    table = Table(title=title)
+    table.add_column("accuracy (mean ± std [95% CI])")
+    for s in summaries:
+        label = s["defense"]["name"] + (" (undefended)" if s["defense"]["name"] == "none" else "")
+        table.add_column(label, justify="right")
+    table.add_row("clean", *[_fmt(s["clean"]) for s in summaries])
+    for i, row in enumerate(first["attacks"]):
+        cells = []
+        for s in summaries:
+            r = s["attacks"][i]
+            cells.append(_fmt(r["robust"]) if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}")
+        table.add_row(f"{row['attack']} ε={row['epsilon']:g}", *cells)
+    for i, row in enumerate(first["worst_case"]):
+        table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
+    out.print(table)
+    cost = first["training"].get("relative_cost")
+    if cost is not None:
+        out.print(f"training time relative to standard training: {cost:.2f}x")
+    info = [d for d in first["training"]["defense_info"] if d]
+    if info:
+        out.print(f"defense details (per seed): {json.dumps(info)}", highlight=False, markup=False)
+    if first["data"]["notes"]:
+        out.print(f"data: {first['data']['notes']}", highlight=False, markup=False)
+
+
+def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench plugins``: every registered component with kind, name, version, tracks, distribution."""
+    registry = _registry(err)
+    items = [r.to_dict() for r in registry.all() if args.kind in (None, r.kind)]
+    if args.json:
+        print(json.dumps({"components": items, "problems": [p.message for p in registry.problems]}, indent=2))
+        return 0
+    table = Table(title="qbench plugins")
+    for col in ("kind", "name", "version", "tracks", "distribution", "description"):
+        table.add_column(col)
+    for item in items:
+        dist = f"{item['distribution']} {item['distribution_version']}".strip()
+        table.add_row(item["kind"], item["name"], item["version"], ", ".join(item["tracks"]), dist, item["description"])
+    out.print(table)
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench results``: the cells in the store, one row each."""
+    path = args.store or default_store_path()
+    if not Path(path).exists():
+        if args.json:
+            print(json.dumps({"store": str(path), "cells": []}))
+        else:
+            out.print(f"no results yet: no store at {path}")
+        return 0
+    with Store.open(path, create=False) as store:
+        cells = store.cells()
+        trainings = {t.key: t for t in store.trainings()}
+    rows = []
+    for c in cells:
+        t = trainings.get(c.train_key)
+        spec = t.spec if t else {}
+        rows.append(
+            {
+                "key": c.key, "track": spec.get("track"), "dataset": spec.get("dataset", {}).get("name"),
+                "model": spec.get("model", {}).get("name"), "defense": spec.get("defense", {}).get("name"),
+                "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon, "status": c.status,
+                "n": c.n, "accuracy": c.accuracy, "error": c.error, "qbench_version": c.qbench_version,
+            }
+        )
+    if args.json:
+        print(json.dumps({"store": str(path), "cells": rows}, indent=2))
+        return 0
+    table = Table(title=f"{len(rows)} cells in {path}")
+    for col in ("dataset", "model", "defense", "seed", "cell", "status", "accuracy", "n"):
+        table.add_column(col)
+    for r in rows:
+        cell = "clean" if r["kind"] == "clean" else f"{r['attack']} ε={r['epsilon']:g}"
+        acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
+        table.add_row(str(r["dataset"]), str(r["model"]), str(r["defense"]), str(r["seed"]), cell, r["status"], acc, str(r["n"]))
+    out.print(table)
+    return 0
+
+
+COMMANDS = {"evaluate": cmd_evaluate, "plugins": cmd_plugins, "results": cmd_results}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qbench`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    err = Console(stderr=True)
+    out = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            raise UsageError("a command is required: evaluate, plugins or results (qbench --help)")
+        return COMMANDS[args.command](args, out, err)
+    except QBenchError as exc:
+        print(f"qbench: error: {exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("qbench: interrupted; every finished cell is kept in the store", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unexpected plugin failure: still one line by default
+        print(f"qbench: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

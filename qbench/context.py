@@ -1,0 +1,58 @@
+"""The per-cell context handed to every plugin call: seed and RNGs, device, directories, progress, logger."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from qbench.progress import Reporter
+
+if TYPE_CHECKING:
+    from qbench.dataset import DataSplit
+
+
+def derive_seed(seed: int, *labels: str) -> int:
+    """A 63-bit seed derived from ``seed`` and labels, so every cell and stage has its own stream."""
+    digest = hashlib.sha256(("/".join([str(seed), *labels])).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass
+class Context:
+    """Everything a plugin call may use besides its own config.
+
+    Randomness comes only from ``generator`` (torch) and ``rng`` (numpy), both seeded for this cell; no
+    plugin should touch global RNG state (the runner isolates it anyway for libraries that do).
+    """
+
+    seed: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    data_dir: Path | None = None
+    #: a folder for plugin caches keyed by their own inputs (e.g. transfer-attack surrogates)
+    cache_dir: Path | None = None
+    progress: Reporter = field(default_factory=Reporter)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("qbench"))
+    #: forward samples per gradient for stochastic models (expectation over transformation)
+    n_eot: int = 20
+    #: repetitions of a stochastic model's prediction; an example is robust only if all survive
+    n_repeat: int = 5
+    #: PennyLane device name to execute circuits on instead of qbench's engine (None = the engine)
+    quantum_device: str | None = None
+    #: the cell's dataset split (attacks read the domain, class count and, for surrogates, the train set)
+    data: "DataSplit | None" = None
+    generator: torch.Generator = field(init=False)
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    def child(self, *labels: str) -> "Context":
+        """A context with its own seed stream derived from this one's seed and ``labels``."""
+        return replace(self, seed=derive_seed(self.seed, *labels))

@@ -1,0 +1,59 @@
+"""The input domain of a dataset: where valid inputs live, and the projection back into it.
+
+Attacks keep every iterate inside the domain: images are clipped to their bounds, quantum states are
+renormalised onto the unit sphere (Lu et al.'s projection), unbounded features are left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where a dataset's inputs live.
+
+    ``kind`` is ``"box"`` (clip to ``[low, high]``), ``"sphere"`` (each example is a unit vector, e.g. a
+    quantum state's amplitudes) or ``"unbounded"`` (real features with no constraint).
+    """
+
+    kind: Literal["box", "sphere", "unbounded"]
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "box" and (self.low is None or self.high is None or self.low >= self.high):
+            raise ValueError("a box domain needs low < high")
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``x`` (a batch) back into the domain."""
+        if self.kind == "box":
+            return x.clamp(self.low, self.high)
+        if self.kind == "sphere":
+            flat = x.reshape(x.shape[0], -1)
+            norm = flat.norm(dim=1, keepdim=True).clamp_min(torch.finfo(flat.dtype).tiny)
+            return (flat / norm).reshape(x.shape)
+        return x
+
+    def contains(self, x: torch.Tensor, atol: float = 1e-6) -> bool:
+        """Whether every example of ``x`` lies in the domain (to ``atol``)."""
+        if not torch.isfinite(x).all():
+            return False
+        if self.kind == "box":
+            return bool((x >= self.low - atol).all() and (x <= self.high + atol).all())
+        if self.kind == "sphere":
+            norms = x.reshape(x.shape[0], -1).norm(dim=1)
+            return bool(((norms - 1).abs() <= atol).all())
+        return True
+
+    @property
+    def clip_values(self) -> tuple[float, float] | None:
+        """Bounds in the form ART's estimators take, or None when the domain is not a box."""
+        return (self.low, self.high) if self.kind == "box" else None
+
+    def to_dict(self) -> dict:
+        """JSON-ready form for results and provenance."""
+        return {"kind": self.kind, "low": self.low, "high": self.high}

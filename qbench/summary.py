@@ -1,0 +1,84 @@
+"""Turn a :class:`~qbench.runner.RunResult` into the numbers a reader sees: clean, per attack, worst case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qbench.runner import RunResult, component_ref
+from qbench.scoring import estimate, relative_improvement, worst_case
+
+
+def summarize(result: RunResult) -> dict[str, Any]:
+    """Clean accuracy, each attack's robust accuracy per epsilon and the per-example worst case, over seeds."""
+    plan = result.plan
+    n = len(result.data.y_test)
+    clean_cells = [next(c for c in s.cells if c.kind == "clean") for s in result.seeds]
+    attacks: list[dict[str, Any]] = []
+    for attack in plan.attacks:
+        for epsilon in plan.epsilons:
+            cells = [c for s in result.seeds for c in s.cells if c.attack == attack.name and c.epsilon == epsilon]
+            ok = [c for c in cells if c.status == "ok"]
+            row: dict[str, Any] = {
+                "attack": attack.name,
+                "threat": attack.threat,
+                "config": attack.config_dict(),
+                "epsilon": epsilon,
+                "status": "ok" if len(ok) == len(cells) else (cells[0].status if cells else "missing"),
+                "robust": estimate([c.accuracy for c in ok], n).to_dict() if ok and len(ok) == len(cells) else None,
+            }
+            problems = [c.error for c in cells if c.status != "ok"]
+            if problems:
+                row["reason"] = problems[0]
+            attacks.append(row)
+    worst: list[dict[str, Any]] = []
+    for epsilon in plan.epsilons:
+        per_seed = []
+        included: set[str] = set()
+        for s in result.seeds:
+            arrays = [c.correct for c in s.cells if c.kind == "clean"]
+            for c in s.cells:
+                if c.kind == "attack" and c.epsilon == epsilon and c.status == "ok":
+                    arrays.append(c.correct)
+                    included.add(c.attack)
+            per_seed.append(float(worst_case(arrays).mean()) if n else 0.0)
+        worst.append({"epsilon": epsilon, "robust": estimate(per_seed, n).to_dict(), "attacks": sorted(included)})
+    trainings = [s.training for s in result.seeds if s.training is not None]
+    return {
+        "track": plan.track,
+        "dataset": component_ref(plan.dataset),
+        "model": component_ref(plan.model),
+        "defense": component_ref(plan.defense),
+        "seeds": [s.seed for s in result.seeds],
+        "n_test": n,
+        "schedule": {"epochs": plan.schedule.epochs, "lr": plan.schedule.lr, "batch_size": plan.schedule.batch_size},
+        "clean": estimate([c.accuracy for c in clean_cells], n).to_dict(),
+        "attacks": attacks,
+        "worst_case": worst,
+        "training": {
+            "seconds": [t.seconds for t in trainings],
+            "mean_seconds": float(np.mean([t.seconds for t in trainings])) if trainings else None,
+            "defense_info": [t.info.get("defense", {}) for t in trainings],
+        },
+        "data": {"notes": result.data.notes, "files": result.data.files, "domain": result.data.domain.to_dict()},
+        "cells_computed": result.computed,
+    }
+
+
+def compare(defended: dict[str, Any], undefended: dict[str, Any]) -> None:
+    """Add the undefended model's numbers to ``defended``: training cost ratio and relative improvement."""
+    base_seconds = undefended["training"]["mean_seconds"]
+    own = defended["training"]["mean_seconds"]
+    defended["training"]["relative_cost"] = (own / base_seconds) if base_seconds and own is not None else None
+    improvements = []
+    for mine, theirs in zip(defended["worst_case"], undefended["worst_case"]):
+        improvements.append(
+            {
+                "epsilon": mine["epsilon"],
+                "relative_improvement_percent": relative_improvement(
+                    mine["robust"]["mean"], theirs["robust"]["mean"]
+                ),
+            }
+        )
+    defended["relative_improvement"] = improvements

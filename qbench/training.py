@@ -1,0 +1,69 @@
+"""Standard training, the loop every defense's ``fit`` starts from (public API for plugins).
+
+A defense that changes only the loss (adversarial training, a combined loss, augmentation on the fly)
+passes ``batch_loss``; the loop, the optimiser, the batching and the progress bar stay the same, so
+training cost is comparable across defenses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+
+from qbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from qbench.context import Context
+    from qbench.dataset import DataSplit, TrainingSchedule
+
+BatchLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def cross_entropy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Mean cross-entropy of the model's logits (for a quantum classifier: the quantum cross-entropy)."""
+    return F.cross_entropy(model(x), y)
+
+
+def make_optimizer(model: torch.nn.Module, schedule: "TrainingSchedule") -> torch.optim.Optimizer:
+    """The schedule's optimiser over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if schedule.optimizer == "adam":
+        return torch.optim.Adam(params, lr=schedule.lr)
+    if schedule.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=schedule.lr, momentum=0.9, weight_decay=5e-4)
+    raise ConfigError(f"unknown optimizer {schedule.optimizer!r} (adam, sgd)")
+
+
+def train(
+    model: torch.nn.Module,
+    data: "DataSplit",
+    schedule: "TrainingSchedule",
+    ctx: "Context",
+    batch_loss: BatchLoss = cross_entropy,
+    description: str = "training",
+) -> torch.nn.Module:
+    """Train ``model`` on ``data.x_train`` for ``schedule.epochs`` epochs of shuffled mini-batches.
+
+    Shuffling uses ``ctx.generator`` only, so the same seed gives the same weights.
+    """
+    optimizer = make_optimizer(model, schedule)
+    x, y = data.x_train, data.y_train
+    n = x.shape[0]
+    batches_per_epoch = (n + schedule.batch_size - 1) // schedule.batch_size
+    model.train()
+    with ctx.progress.task(description, total=schedule.epochs * batches_per_epoch) as bar:
+        for epoch in range(schedule.epochs):
+            order = torch.randperm(n, generator=ctx.generator)
+            for start in range(0, n, schedule.batch_size):
+                idx = order[start : start + schedule.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = batch_loss(model, x[idx], y[idx], epoch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
+                loss.backward()
+                optimizer.step()
+                bar.advance()
+    model.eval()
+    return model
