@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from art.estimators.classification import PyTorchClassifier
+from art.metrics.gradient_check import loss_gradient_check
 
 from qbench.model import is_stochastic
 
@@ -75,3 +76,59 @@ def art_classifier(model: torch.nn.Module, ctx: "Context", n_eot: int | None = N
         device_type="cpu",
         n_eot=n_eot,
     )
+
+
+class DomainProjection:
+    """Mixin for ART's gradient attacks (FastGradientMethod, ProjectedGradientDescentNumpy): after every
+    iteration's step and epsilon-ball projection, project the iterate into the dataset's domain.
+
+    ART clips to box bounds itself; a quantum-state domain also needs the renormalisation onto the unit
+    sphere (Lu et al.'s projection) inside every iteration, which ART has no hook for but ``_compute``,
+    the method its FGSM/BIM/PGD/MIM loops call once per step.
+    """
+
+    qbench_domain = None
+
+    def _compute(self, *args, **kwargs):  # ART's per-iteration step
+        x_adv = super()._compute(*args, **kwargs)
+        if self.qbench_domain is None or self.qbench_domain.kind != "sphere":
+            return x_adv
+        return self.qbench_domain.project(torch.from_numpy(np.ascontiguousarray(x_adv))).numpy()
+
+
+def with_domain(attack_cls: type, ctx: "Context") -> type:
+    """A subclass of an ART attack class that projects every iterate into ``ctx.data.domain``."""
+    return type(f"DomainProjected{attack_cls.__name__}", (DomainProjection, attack_cls), {"qbench_domain": ctx.data.domain})
+
+
+def to_numpy_inputs(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs as float32 and labels as one-hot, the forms ART's attacks take without guessing."""
+    return x.detach().cpu().numpy().astype(np.float32), np.eye(n_classes, dtype=np.float32)[y.cpu().numpy()]
+
+
+def eot_estimator_like(estimator: PyTorchClassifier, n_eot: int) -> EOTPyTorchClassifier:
+    """An EOT copy of an ART classifier an attack built internally (APGD swaps in its own loss)."""
+    copy = EOTPyTorchClassifier(
+        model=estimator.model,
+        loss=estimator._loss,
+        input_shape=estimator.input_shape,
+        nb_classes=estimator.nb_classes,
+        clip_values=estimator.clip_values,
+        device_type="cpu",
+        n_eot=n_eot,
+    )
+    for flag in ("_reduce_labels", "_int_labels", "_probability_labels"):
+        setattr(copy, flag, getattr(estimator, flag))
+    return copy
+
+
+def gradient_check(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: "Context") -> dict[str, float]:
+    """Fractions of examples whose loss gradient w.r.t. the input is all zero, has a NaN or an infinity.
+
+    ART's ``loss_gradient_check`` on the classifier the attacks use (EOT gradients for stochastic models).
+    """
+    if len(x) == 0:
+        return {"zero": 0.0, "nan": 0.0, "inf": 0.0, "n": 0}
+    x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
+    bad = loss_gradient_check(art_classifier(model, ctx), x_np, y_np, verbose=False)
+    return {"zero": float(bad[:, 0].mean()), "nan": float(bad[:, 1].mean()), "inf": float(bad[:, 2].mean()), "n": len(x)}

@@ -28,6 +28,9 @@ class Attack(Component):
 
     kind: ClassVar[str] = "attack"
     threat: ClassVar[Threat] = "white-box"
+    #: one-step (False) or iterative (True) gradient attack, for the "iterative beats one-step" check;
+    #: None when it does not apply
+    iterative: ClassVar[bool | None] = None
 
     def generate(
         self,

@@ -131,6 +131,14 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
     )
 
 
+def add_probe(plan: Plan, data, registry: Registry) -> None:
+    """Add the large-epsilon probe (PGD) of the "reaches chance" check where the domain is bounded."""
+    if "pgd" not in registry.names("attack") or data.domain.kind == "unbounded":
+        return
+    plan.probe = registry.create("attack", "pgd", {}, plan.track)
+    plan.probe_epsilon = (data.domain.high - data.domain.low) / 2 if data.domain.kind == "box" else 1.0
+
+
 def _data_dir(args: argparse.Namespace) -> Path | None:
     if args.data_dir is not None:
         if not args.data_dir.is_dir():
@@ -151,6 +159,8 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
     with Store.open(args.store or default_store_path()) as store:
         runner = Runner(store, data_dir=data_dir, reporter=reporter)
         data = runner.load_data(plans[0].dataset)
+        for plan in plans:
+            add_probe(plan, data, registry)
         summaries = [summarize(runner.run(plan, data)) for plan in plans]
     if len(summaries) == 2:
         compare(summaries[0], summaries[1])
@@ -197,6 +207,11 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
     for i, row in enumerate(first["worst_case"]):
         table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
     out.print(table)
+    for s in summaries:
+        if s["flags"]["unreliable"]:
+            out.print(f"[bold red]{s['defense']['name']}: UNRELIABLE[/bold red]")
+            for reason in s["flags"]["reasons"]:
+                out.print(f"  - {reason}", highlight=False, markup=False)
     cost = first["training"].get("relative_cost")
     if cost is not None:
         out.print(f"training time relative to standard training: {cost:.2f}x")

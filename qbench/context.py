@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,15 +11,10 @@ import numpy as np
 import torch
 
 from qbench.progress import Reporter
+from qbench.rng import derive_seed
 
 if TYPE_CHECKING:
     from qbench.dataset import DataSplit
-
-
-def derive_seed(seed: int, *labels: str) -> int:
-    """A 63-bit seed derived from ``seed`` and labels, so every cell and stage has its own stream."""
-    digest = hashlib.sha256(("/".join([str(seed), *labels])).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 @dataclass
@@ -32,6 +26,8 @@ class Context:
     """
 
     seed: int
+    #: the run's seed index (0..N-1) the cell belongs to, for caches shared by all of a seed's cells
+    run_seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     data_dir: Path | None = None
     #: a folder for plugin caches keyed by their own inputs (e.g. transfer-attack surrogates)
@@ -56,3 +52,7 @@ class Context:
     def child(self, *labels: str) -> "Context":
         """A context with its own seed stream derived from this one's seed and ``labels``."""
         return replace(self, seed=derive_seed(self.seed, *labels))
+
+    def for_run(self, *labels: str) -> "Context":
+        """A context seeded from the run's seed and ``labels`` only (the same in every cell of the seed)."""
+        return replace(self, seed=derive_seed(self.run_seed, *labels))

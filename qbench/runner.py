@@ -7,13 +7,11 @@ attack suite can be computed per example later and a killed run resumes where it
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import random
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,8 +19,10 @@ from safetensors.torch import load_model, save_model
 
 import qbench
 from qbench.attack import Attack, AttackSkipped
+from qbench.art_bridge import gradient_check
 from qbench.component import Component
-from qbench.context import Context, derive_seed
+from qbench.context import Context
+from qbench.rng import derive_seed, isolated_rng
 from qbench.dataset import DataSplit, Dataset, TrainingSchedule
 from qbench.defense import Defense
 from qbench.errors import QBenchError
@@ -58,6 +58,11 @@ class Plan:
     n_test: int | None = None
     eval_batch_size: int = 250
     quantum_device: str | None = None
+    #: the large-epsilon probe of the "reaches chance" check (an attack and an epsilon), or None
+    probe: Attack | None = None
+    probe_epsilon: float | None = None
+    #: examples whose loss gradient the clean cell checks for zeros/NaNs (ART's gradient check)
+    gradient_check_examples: int = 100
 
     def training_spec(self, seed: int) -> dict[str, Any]:
         """The full configuration a trained model depends on."""
@@ -72,12 +77,14 @@ class Plan:
             "seed": seed,
         }
 
-    def cell_spec(self, train_key: str, attack: Attack | None, epsilon: float | None) -> dict[str, Any]:
+    def cell_spec(self, train_key: str, attack: Attack | None, epsilon: float | None, kind: str) -> dict[str, Any]:
         """The full configuration of one cell (its trained model's key plus the evaluation settings)."""
+        extra = {"gradient_check_examples": self.gradient_check_examples} if kind == "clean" else {}
         return {
+            **extra,
             "qbench": qbench.__version__,
             "training": train_key,
-            "kind": "clean" if attack is None else "attack",
+            "kind": kind,
             "attack": None if attack is None else component_ref(attack),
             "epsilon": epsilon,
             "n_eot": self.n_eot,
@@ -106,26 +113,6 @@ class RunResult:
     computed: int = 0
 
 
-@contextlib.contextmanager
-def isolated_rng(seed: int) -> Iterator[None]:
-    """Seed torch's, numpy's and python's global RNGs for the block, then restore them.
-
-    Libraries the plugins rely on (ART's random starts, dropout) draw from global state; isolating it per
-    cell keeps "same seed, same numbers" independent of the order cells run in.
-    """
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        np.random.seed(seed % (2**32))
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
-
-
 class Runner:
     """Runs plans against a store. ``data_dir`` and ``reporter`` are handed to plugins through the context."""
 
@@ -141,9 +128,9 @@ class Runner:
         self.reporter = reporter or Reporter()
         self.cache_dir = cache_dir or (store.artifacts / "cache")
 
-    def context(self, seed: int, plan: Plan | None = None, data: DataSplit | None = None) -> Context:
+    def context(self, seed: int, plan: Plan | None = None, data: DataSplit | None = None, run_seed: int = 0) -> Context:
         """A context for ``seed`` with this runner's directories and the plan's evaluation settings."""
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"run_seed": run_seed}
         if plan is not None:
             kwargs = {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "quantum_device": plan.quantum_device}
         return Context(
@@ -166,9 +153,13 @@ class Runner:
         return result
 
     def _cells_of(self, plan: Plan, train_key: str) -> list[tuple[str, dict, Attack | None, float | None]]:
+        todo: list[tuple[Attack | None, float | None, str]] = [(None, None, "clean")]
+        todo += [(a, e, "attack") for a in plan.attacks for e in plan.epsilons]
+        if plan.probe is not None and plan.probe_epsilon is not None:
+            todo.append((plan.probe, plan.probe_epsilon, "probe"))
         cells = []
-        for attack, epsilon in [(None, None)] + [(a, e) for a in plan.attacks for e in plan.epsilons]:
-            spec = plan.cell_spec(train_key, attack, epsilon)
+        for attack, epsilon, kind in todo:
+            spec = plan.cell_spec(train_key, attack, epsilon, kind)
             cells.append((config_hash(spec), spec, attack, epsilon))
         return cells
 
@@ -196,7 +187,7 @@ class Runner:
 
     # training ---------------------------------------------------------------------------------------
     def _fresh_model(self, plan: Plan, data: DataSplit, seed: int) -> torch.nn.Module:
-        ctx = self.context(derive_seed(seed, "init"), plan, data)
+        ctx = self.context(derive_seed(seed, "init"), plan, data, seed)
         with isolated_rng(ctx.seed):
             model = plan.model.build(data, ctx)
             return plan.defense.prepare(model, ctx)
@@ -210,7 +201,7 @@ class Runner:
             load_model(model, str(self.store.artifacts / record.weights))
             model.eval()
             return model, record
-        ctx = self.context(derive_seed(seed, "fit"), plan, data)
+        ctx = self.context(derive_seed(seed, "fit"), plan, data, seed)
         start = time.perf_counter()
         try:
             with isolated_rng(ctx.seed):
@@ -266,7 +257,7 @@ class Runner:
         epsilon: float | None,
         model: torch.nn.Module,
     ) -> CellRecord:
-        ctx = self.context(derive_seed(seed, key), plan, data)
+        ctx = self.context(derive_seed(seed, key), plan, data, seed)
         x, y = data.x_test, data.y_test
         base = dict(
             key=key, train_key=train_key, spec=spec, kind=spec["kind"], attack=attack.name if attack else None,
@@ -276,7 +267,11 @@ class Runner:
         with isolated_rng(ctx.seed):
             if attack is None:
                 correct, mean_acc = self._predict_correct(plan, model, x, y, ctx)
-                info = {"stochastic": is_stochastic(model), "accuracy_all_repeats": float(correct.mean())}
+                info = {
+                    "stochastic": is_stochastic(model),
+                    "accuracy_all_repeats": float(correct.mean()) if len(correct) else 0.0,
+                    "gradient_check": gradient_check(model, x[: plan.gradient_check_examples], y[: plan.gradient_check_examples], ctx),
+                }
                 return CellRecord(
                     **base, status="ok", n_correct=int(correct.sum()), accuracy=mean_acc, correct=correct,
                     info=info, seconds=time.perf_counter() - start,

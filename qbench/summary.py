@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from qbench.checks import run_checks
 from qbench.runner import RunResult, component_ref
 from qbench.scoring import estimate, relative_improvement, worst_case
 
@@ -18,7 +19,10 @@ def summarize(result: RunResult) -> dict[str, Any]:
     attacks: list[dict[str, Any]] = []
     for attack in plan.attacks:
         for epsilon in plan.epsilons:
-            cells = [c for s in result.seeds for c in s.cells if c.attack == attack.name and c.epsilon == epsilon]
+            cells = [
+                c for s in result.seeds for c in s.cells
+                if c.kind == "attack" and c.attack == attack.name and c.epsilon == epsilon
+            ]
             ok = [c for c in cells if c.status == "ok"]
             row: dict[str, Any] = {
                 "attack": attack.name,
@@ -45,7 +49,18 @@ def summarize(result: RunResult) -> dict[str, Any]:
             per_seed.append(float(worst_case(arrays).mean()) if n else 0.0)
         worst.append({"epsilon": epsilon, "robust": estimate(per_seed, n).to_dict(), "attacks": sorted(included)})
     trainings = [s.training for s in result.seeds if s.training is not None]
-    return {
+    probe_cells = [c for s in result.seeds for c in s.cells if c.kind == "probe"]
+    probe = None
+    if probe_cells:
+        ok = [c for c in probe_cells if c.status == "ok"]
+        probe = {
+            "attack": probe_cells[0].attack,
+            "epsilon": probe_cells[0].epsilon,
+            "robust": estimate([c.accuracy for c in ok], n).to_dict() if len(ok) == len(probe_cells) else None,
+        }
+    checks = [c.info.get("gradient_check") for c in clean_cells if c.info.get("gradient_check")]
+    gradient = {k: float(np.mean([g[k] for g in checks])) for k in ("zero", "nan", "inf")} if checks else None
+    summary = {
         "track": plan.track,
         "dataset": component_ref(plan.dataset),
         "model": component_ref(plan.model),
@@ -63,7 +78,17 @@ def summarize(result: RunResult) -> dict[str, Any]:
         },
         "data": {"notes": result.data.notes, "files": result.data.files, "domain": result.data.domain.to_dict()},
         "cells_computed": result.computed,
+        "n_classes": result.data.n_classes,
+        "probe": probe,
+        "gradient_check": gradient,
     }
+    kinds = {a.name: {"threat": a.threat, "iterative": a.iterative} for a in plan.attacks}
+    findings = run_checks(summary, kinds)
+    summary["flags"] = {
+        "unreliable": bool(findings),
+        "reasons": [f"{f.check}: {f.reason}" for f in findings],
+    }
+    return summary
 
 
 def compare(defended: dict[str, Any], undefended: dict[str, Any]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from art.attacks.evasion import FastGradientMethod
 
 import qbench
-from qbench import Attack, art_classifier
+from qbench import Attack
+from qbench.art_bridge import art_classifier, to_numpy_inputs, with_domain
 
 
 @dataclass(frozen=True)
@@ -18,21 +18,21 @@ class FGSMConfig:
 
 
 class FGSM(Attack):
-    """One signed-gradient step of size epsilon (L-infinity), then the projection into the domain."""
+    """One signed-gradient step of size epsilon (L-infinity), projected into the domain."""
 
     name = "fgsm"
     description = "fast gradient sign method, one L-inf step (ART FastGradientMethod)"
     version = "1"
     tracks = ("qnn", "mapped-dnn")
     threat = "white-box"
+    iterative = False
     Config = FGSMConfig
 
     def generate(self, model, x: torch.Tensor, y: torch.Tensor, epsilon: float, ctx) -> torch.Tensor:
         classifier = art_classifier(model, ctx)
-        attack = FastGradientMethod(classifier, norm="inf", eps=epsilon, targeted=False, batch_size=len(x))
-        x_np = x.detach().cpu().numpy().astype("float32")
-        onehot = np.eye(ctx.data.n_classes, dtype="float32")[y.numpy()]
-        adv = torch.from_numpy(attack.generate(x_np, y=onehot)).to(x.dtype)
+        attack = with_domain(FastGradientMethod, ctx)(classifier, norm="inf", eps=epsilon, batch_size=len(x))
+        x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
+        adv = torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype)
         return ctx.data.domain.project(adv)
 
 

@@ -1,0 +1,38 @@
+# The two set-up commands of the README:
+#   make demo   create .venv, install qbench, run `qbench evaluate --defense none` on the embedded moons data
+#   make test   install the test extras and run the whole suite
+# torch is pinned to the local CPU wheel by constraints.txt (any other spec pulls GBs of CUDA packages).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip install -q -c constraints.txt
+
+.PHONY: demo test install install-test benchmarks clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade "pip>=23" "setuptools>=68" wheel
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(VENV)/bin/qbench evaluate --defense none
+
+test: install-test
+	$(PY) -m pytest
+
+benchmarks: install
+	$(PY) benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

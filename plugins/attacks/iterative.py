@@ -1,0 +1,137 @@
+"""``bim``, ``pgd`` and ``mim``: ART's iterative L-inf attacks, every iterate projected into the domain.
+
+All three run ART's ``ProjectedGradientDescentNumpy`` loop: BIM (Kurakin et al.) with no random start and
+the seed paper's protocol (3 steps of 0.05), PGD (Madry et al.) with a random start and more steps, MIM
+(Dong et al.) with momentum (ART's ``decay``). On a stochastic model the gradient is the EOT mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_numpy import (
+    ProjectedGradientDescentNumpy,
+)
+
+import qbench
+from qbench import Attack
+from qbench.art_bridge import art_classifier, to_numpy_inputs, with_domain
+
+
+def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, decay=None, eot=None):
+    classifier = art_classifier(model, ctx, n_eot=eot)
+    attack = with_domain(ProjectedGradientDescentNumpy, ctx)(
+        classifier, norm="inf", eps=epsilon, eps_step=step_size, max_iter=steps, num_random_init=random_starts,
+        decay=decay, batch_size=len(x), verbose=False,
+    )
+    x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
+    return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype))
+
+
+@dataclass(frozen=True)
+class BIMConfig:
+    """The seed paper's protocol: 3 iterations of step 0.05 (Huang & Zhang 2023, section 4.1)."""
+
+    steps: int = 3
+    step_size: float = 0.05
+    #: EOT samples per gradient on a stochastic model; None = the run's --n-eot; 1 = the plain gradient
+    n_eot: int | None = None
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.step_size <= 0:
+            raise ValueError("steps must be >= 1 and step_size > 0")
+        if self.n_eot is not None and self.n_eot < 1:
+            raise ValueError("n_eot must be >= 1")
+
+
+class BIM(Attack):
+    """Basic iterative method: repeated FGSM steps, clipped to the epsilon ball (no random start)."""
+
+    name = "bim"
+    description = "basic iterative method, the seed protocol: 3 steps of 0.05 (ART PGD loop, no random start)"
+    version = "1"
+    tracks = ("qnn", "mapped-dnn")
+    threat = "white-box"
+    iterative = True
+    Config = BIMConfig
+
+    def generate(self, model, x, y, epsilon, ctx):
+        c = self.config
+        return _run_pgd(model, x, y, epsilon, ctx, steps=c.steps, step_size=c.step_size, random_starts=0, eot=c.n_eot)
+
+
+@dataclass(frozen=True)
+class PGDConfig:
+    """Madry-style PGD: random start, ``steps`` steps of ``step_fraction * epsilon``, ``restarts`` starts."""
+
+    steps: int = 40
+    step_fraction: float = 0.1
+    restarts: int = 1
+    n_eot: int | None = None
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.step_fraction <= 0 or self.restarts < 1:
+            raise ValueError("steps and restarts must be >= 1 and step_fraction > 0")
+        if self.n_eot is not None and self.n_eot < 1:
+            raise ValueError("n_eot must be >= 1")
+
+
+class PGD(Attack):
+    """Projected gradient descent with a random start (Madry et al. 2018)."""
+
+    name = "pgd"
+    description = "projected gradient descent, random start, 40 steps of eps/10 (ART)"
+    version = "1"
+    tracks = ("qnn", "mapped-dnn")
+    threat = "white-box"
+    iterative = True
+    Config = PGDConfig
+
+    def generate(self, model, x, y, epsilon, ctx):
+        c = self.config
+        return _run_pgd(
+            model, x, y, epsilon, ctx, steps=c.steps, step_size=max(c.step_fraction * epsilon, 1e-12),
+            random_starts=c.restarts, eot=c.n_eot,
+        )
+
+
+@dataclass(frozen=True)
+class MIMConfig:
+    """Momentum iterative method: ``steps`` steps of epsilon/steps with momentum ``decay`` (Dong et al. 2018)."""
+
+    steps: int = 10
+    decay: float = 1.0
+    n_eot: int | None = None
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.decay < 0:
+            raise ValueError("steps must be >= 1 and decay >= 0")
+        if self.n_eot is not None and self.n_eot < 1:
+            raise ValueError("n_eot must be >= 1")
+
+
+class MIM(Attack):
+    """Momentum iterative method: gradient steps with an L1-normalised momentum term."""
+
+    name = "mim"
+    description = "momentum iterative method, 10 steps of eps/10, decay 1.0 (ART PGD loop with momentum)"
+    version = "1"
+    tracks = ("qnn", "mapped-dnn")
+    threat = "white-box"
+    iterative = True
+    Config = MIMConfig
+
+    def generate(self, model, x, y, epsilon, ctx):
+        c = self.config
+        return _run_pgd(
+            model, x, y, epsilon, ctx, steps=c.steps, step_size=max(epsilon / c.steps, 1e-12), random_starts=0,
+            decay=c.decay, eot=c.n_eot,
+        )
+
+
+@qbench.hookimpl
+def register_attacks(register) -> None:
+    register(BIM)
+    register(PGD)
+    register(MIM)

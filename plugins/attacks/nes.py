@@ -1,0 +1,91 @@
+"""``nes``: a gradient-free PGD whose gradient is estimated from model outputs only (Ilyas et al. 2018).
+
+The gradient of the loss is estimated by natural evolution strategies: ``samples`` antithetic Gaussian
+probes of scale ``sigma`` around the input, weighted by the loss they give. The estimate replaces the
+classifier's ``loss_gradient`` and ART's PGD loop does the rest, so the attack never touches the model's
+autograd: a defense that only masks or randomises its gradient gains nothing against it. ART has no NES
+estimator, which is why the estimator (not the attack loop) is written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_numpy import (
+    ProjectedGradientDescentNumpy,
+)
+
+import qbench
+from qbench import Attack
+from qbench.art_bridge import EOTPyTorchClassifier, to_numpy_inputs, with_domain
+
+
+class NESClassifier(EOTPyTorchClassifier):
+    """An ART classifier whose loss gradient is a NES estimate from forward passes only."""
+
+    def __init__(self, *args, samples: int, sigma: float, rng: np.random.Generator, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.samples = samples
+        self.sigma = sigma
+        self.rng = rng
+
+    def loss_gradient(self, x, y, training_mode: bool = False, **kwargs):
+        x = np.asarray(x, dtype=np.float32)
+        labels = torch.from_numpy(np.argmax(np.asarray(y), axis=1))
+        half = max(1, self.samples // 2)
+        noise = self.rng.standard_normal((half, *x.shape)).astype(np.float32)
+        probes = np.concatenate([x[None] + self.sigma * noise, x[None] - self.sigma * noise])  # (2h, N, ...)
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(probes.reshape(-1, *x.shape[1:])))
+            losses = torch.nn.functional.cross_entropy(logits, labels.repeat(2 * half), reduction="none")
+        losses = losses.reshape(2 * half, x.shape[0]).numpy()
+        weights = (losses[:half] - losses[half:]).reshape(half, x.shape[0], *([1] * (x.ndim - 1)))
+        return (weights * noise).mean(axis=0) / (2 * self.sigma)
+
+
+@dataclass(frozen=True)
+class NESConfig:
+    """PGD steps on the NES estimate; ``sigma`` is the probe scale in input units."""
+
+    steps: int = 20
+    step_fraction: float = 0.15
+    samples: int = 100
+    sigma: float = 0.001
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.samples < 2 or self.sigma <= 0 or self.step_fraction <= 0:
+            raise ValueError("steps >= 1, samples >= 2, sigma > 0 and step_fraction > 0 are required")
+
+
+class NES(Attack):
+    """PGD on a natural-evolution-strategies gradient estimate: queries outputs only, never gradients."""
+
+    name = "nes"
+    description = "gradient-free PGD on a NES gradient estimate (Ilyas et al. 2018), 20 steps x 100 queries"
+    version = "1"
+    tracks = ("qnn", "mapped-dnn")
+    threat = "gradient-free"
+    Config = NESConfig
+
+    def generate(self, model, x, y, epsilon, ctx):
+        if epsilon == 0:
+            return x.clone()
+        c = self.config
+        classifier = NESClassifier(
+            model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
+            nb_classes=ctx.data.n_classes, clip_values=ctx.data.domain.clip_values, device_type="cpu",
+            samples=c.samples, sigma=c.sigma, rng=ctx.rng,
+        )
+        attack = with_domain(ProjectedGradientDescentNumpy, ctx)(
+            classifier, norm="inf", eps=epsilon, eps_step=c.step_fraction * epsilon, max_iter=c.steps,
+            num_random_init=0, batch_size=len(x), verbose=False,
+        )
+        x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
+        return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype))
+
+
+@qbench.hookimpl
+def register_attacks(register) -> None:
+    register(NES)

@@ -1,0 +1,35 @@
+"""Shared fixtures: a temporary store, and the `qbench` CLI run for real in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``qbench ARGS`` in a subprocess with this interpreter; returns the completed process."""
+    full_env = {k: v for k, v in os.environ.items() if k != "QBENCH_PLUGINS"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "qbench.cli", *args], capture_output=True, text=True, env=full_env,
+        timeout=timeout, cwd=cwd or ROOT,
+    )
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """A store path in a fresh temporary folder (the file does not exist yet)."""
+    return tmp_path / "results.sqlite"
+
+
+@pytest.fixture
+def cli():
+    """The CLI runner (see :func:`run_cli`)."""
+    return run_cli

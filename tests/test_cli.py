@@ -1,0 +1,114 @@
+"""The CLI run for real in subprocesses: exit codes, one-line errors, JSON output, determinism."""
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+FAST = ["--epochs", "3", "--seeds", "1", "--n-test", "60"]
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_line_error(proc, code):
+    assert proc.returncode == code, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_unknown_defense_exits_2_with_did_you_mean_and_leaves_store(cli, store_path):
+    first = cli("evaluate", "--defense", "none", *FAST, "--store", str(store_path))
+    assert first.returncode == 0, first.stderr
+    before = digest(store_path)
+    proc = cli("evaluate", "--defense", "nonee", "--store", str(store_path))
+    line = one_line_error(proc, 2)
+    assert "unknown defense 'nonee'; did you mean 'none'?" in line
+    assert digest(store_path) == before
+
+
+def test_unknown_defense_creates_no_store(cli, store_path):
+    proc = cli("evaluate", "--defense", "nope", "--store", str(store_path))
+    assert "unknown defense 'nope'" in one_line_error(proc, 2)
+    assert not store_path.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "--defense", "none", "--epsilon", "-0.1"], "epsilon must be a finite number >= 0"),
+        (["evaluate", "--defense", "none", "--seeds", "0"], "expected a positive integer"),
+        (["evaluate", "--defense", "none", "--track", "classical"], "invalid choice: 'classical'"),
+        (["evaluate", "--defense", "none", "--attack", "fgsn"], "unknown attack 'fgsn'; did you mean 'fgsm'?"),
+        (["evaluate", "--defense", "none", "--dataset", "moon"], "unknown dataset 'moon'; did you mean 'moons'?"),
+        (["evaluate", "--defense", "none", "--dataset-option", "noise=-1"], "noise must be >= 0"),
+        (["evaluate", "--defense", "none", "--model-option", "n_layers=zero"], "n_layers must be an integer"),
+        (["evaluate", "--defense", "none", "--attack-option", "fgsm"], "expected KEY=VALUE"),
+        (["evaluate", "--defense", "none", "--data-dir", "/no/such/dir"], "is not a directory"),
+        (["evaluate"], "the following arguments are required: --defense"),
+        ([], "a command is required"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_usage_is_one_line_exit_2(cli, store_path, args, message):
+    proc = cli(*args, "--store", str(store_path)) if args and args[0] == "evaluate" else cli(*args)
+    assert message in one_line_error(proc, 2)
+    assert not store_path.exists()
+
+
+def test_debug_shows_traceback(cli, store_path):
+    proc = cli("evaluate", "--defense", "nope", "--store", str(store_path), "--debug")
+    assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+def test_corrupt_store_is_refused_untouched(cli, tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"definitely not sqlite")
+    proc = cli("evaluate", "--defense", "none", *FAST, "--store", str(bad))
+    assert "not a qbench store" in one_line_error(proc, 2)
+    assert bad.read_bytes() == b"definitely not sqlite"
+    proc = cli("results", "--store", str(bad))
+    assert "not a qbench store" in one_line_error(proc, 2)
+
+
+def test_evaluate_json_is_deterministic_and_resumable(cli, tmp_path):
+    args = ["evaluate", "--defense", "none", "--json", *FAST, "--epsilon", "0.15", "--epsilon", "0.3"]
+    a = cli(*args, "--store", str(tmp_path / "a.sqlite"))
+    b = cli(*args, "--store", str(tmp_path / "b.sqlite"))
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    ra, rb = json.loads(a.stdout), json.loads(b.stdout)
+    summary = ra["defense"]
+    assert summary["clean"] == rb["defense"]["clean"]
+    assert summary["attacks"] == rb["defense"]["attacks"]
+    assert summary["worst_case"] == rb["defense"]["worst_case"]
+    assert summary["cells_computed"] == 3
+    assert [r["attack"] for r in summary["attacks"]] == ["fgsm", "fgsm"]
+    assert summary["worst_case"][0]["robust"]["mean"] <= summary["clean"]["mean"]
+    # a re-run reads every cell back from the store
+    again = json.loads(cli(*args, "--store", str(tmp_path / "a.sqlite")).stdout)
+    assert again["defense"]["cells_computed"] == 0
+    assert again["defense"]["worst_case"] == summary["worst_case"]
+    conn = sqlite3.connect(tmp_path / "a.sqlite")
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM cells").fetchone() == (3, 3)
+
+
+def test_results_lists_cells(cli, store_path):
+    cli("evaluate", "--defense", "none", *FAST, "--store", str(store_path))
+    proc = cli("results", "--json", "--store", str(store_path))
+    cells = json.loads(proc.stdout)["cells"]
+    assert {(c["kind"], c["attack"]) for c in cells} == {("clean", None), ("attack", "fgsm")}
+    assert all(c["defense"] == "none" and c["dataset"] == "moons" for c in cells)
+
+
+def test_plugins_json_lists_builtins_with_distribution(cli):
+    proc = cli("plugins", "--json")
+    assert proc.returncode == 0, proc.stderr
+    items = {(c["kind"], c["name"]): c for c in json.loads(proc.stdout)["components"]}
+    for key in [("dataset", "moons"), ("model", "qnn"), ("defense", "none"), ("attack", "fgsm")]:
+        assert items[key]["distribution"] == "qbench"
+    assert items[("model", "qnn")]["config"]["n_layers"] == 10
+    assert items[("dataset", "moons")]["config"] == {"n_samples": 1000, "noise": 0.03, "test_fraction": 0.2, "split_seed": 0}

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from qbench.scoring import estimate, relative_improvement, wilson_interval, worst_case
+
+
+def test_worst_case_is_per_example_and():
+    clean = np.array([1, 1, 1, 0], bool)
+    a = np.array([1, 0, 1, 1], bool)
+    b = np.array([1, 1, 0, 1], bool)
+    assert worst_case([clean, a, b]).tolist() == [True, False, False, False]
+    # the worst case can be strictly below every single attack
+    assert worst_case([clean, a, b]).mean() < min(a.mean(), b.mean())
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and 0.1 < high < 0.2
+
+
+def test_estimate_over_seeds_uses_t_interval():
+    e = estimate([0.8, 0.82, 0.78], n_examples=200)
+    assert e.mean == pytest.approx(0.8)
+    assert e.std == pytest.approx(0.02)
+    # t(0.975, 2) = 4.303; half-width = 4.303 * 0.02 / sqrt(3)
+    assert e.ci_high - e.mean == pytest.approx(4.303 * 0.02 / 3**0.5, rel=1e-3)
+    assert e.ci_method == "t" and e.n_seeds == 3
+
+
+def test_single_seed_uses_wilson():
+    e = estimate([0.5], n_examples=100)
+    assert e.ci_method == "wilson" and e.std == 0.0
+    assert e.ci_low == pytest.approx(0.4038, abs=1e-3)
+
+
+def test_relative_improvement():
+    assert relative_improvement(0.6, 0.2) == pytest.approx(200.0)
+    assert relative_improvement(0.6, 0.0) is None
