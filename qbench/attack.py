@@ -42,3 +42,12 @@ class Attack(Component):
     ) -> torch.Tensor:
         """Adversarial examples for ``(x, y)`` against ``model`` (the defended model's forward)."""
         raise NotImplementedError  # abstract
+
+
+def attack_label(attack: Attack) -> str:
+    """The attack's name, plus its non-default options in brackets: ``bim``, ``bim[n_eot=1]``."""
+    defaults = type(attack).from_options({}).config_dict()
+    changed = {k: v for k, v in attack.config_dict().items() if defaults.get(k) != v}
+    if not changed:
+        return attack.name
+    return attack.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"

@@ -25,7 +25,7 @@ from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
 from qbench.runner import Plan, Runner
 from qbench.store import Store, default_store_path
-from qbench.summary import compare, summarize
+from qbench.summary import add_paper_protocol, compare, summarize
 from qbench.tracks import DEFAULTS, TRACKS
 
 
@@ -115,11 +115,15 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
     model = registry.create("model", args.model or defaults.model, parse_assignments(args.model_option, "--model-option"), track)
     defense = registry.create("defense", defense_name, defense_options, track)
     attack_options = _attack_options(args.attack_option)
-    names = args.attacks or [a for a in defaults.attacks if a in registry.names("attack")]
-    unknown_opts = set(attack_options) - set(names)
+    if args.attacks:
+        suite = [(n, {}) for n in dict.fromkeys(args.attacks)]
+    else:
+        # the track's suite, minus attacks whose plugin is not installed or that do not support the track
+        suite = [(n, o) for n, o in defaults.attacks if n in registry.names("attack") and track in registry.get("attack", n).tracks]
+    unknown_opts = set(attack_options) - {n for n, _ in suite}
     if unknown_opts:
         raise ConfigError(f"--attack-option names attack {sorted(unknown_opts)[0]!r}, which is not being run")
-    attacks = [registry.create("attack", n, attack_options.get(n), track) for n in dict.fromkeys(names)]
+    attacks = [registry.create("attack", n, {**o, **attack_options.get(n, {})}, track) for n, o in suite]
     schedule = type(dataset).training
     if args.epochs:
         schedule = TrainingSchedule(args.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
@@ -162,6 +166,8 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
         for plan in plans:
             add_probe(plan, data, registry)
         summaries = [summarize(runner.run(plan, data)) for plan in plans]
+    for summary in summaries:
+        add_paper_protocol(summary, DEFAULTS[summary["track"]].paper_protocol)
     if len(summaries) == 2:
         compare(summaries[0], summaries[1])
     report = {"qbench": qbench.__version__, "store": str(store.path), "defense": summaries[0]}
@@ -206,6 +212,9 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         table.add_row(f"{row['attack']} ε={row['epsilon']:g}", *cells)
     for i, row in enumerate(first["worst_case"]):
         table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
+    if first.get("paper_protocol"):
+        p = first["paper_protocol"]
+        table.add_row(f"paper protocol ({p['attack']} ε={p['epsilon']:g})", *[_fmt((s.get("paper_protocol") or {}).get("robust")) for s in summaries])
     out.print(table)
     for s in summaries:
         if s["flags"]["unreliable"]:

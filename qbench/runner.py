@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 import qbench
-from qbench.attack import Attack, AttackSkipped
+from qbench.attack import Attack, AttackSkipped, attack_label
 from qbench.art_bridge import gradient_check
 from qbench.component import Component
 from qbench.context import Context
@@ -260,7 +260,7 @@ class Runner:
         ctx = self.context(derive_seed(seed, key), plan, data, seed)
         x, y = data.x_test, data.y_test
         base = dict(
-            key=key, train_key=train_key, spec=spec, kind=spec["kind"], attack=attack.name if attack else None,
+            key=key, train_key=train_key, spec=spec, kind=spec["kind"], attack=attack_label(attack) if attack else None,
             epsilon=epsilon, seed=seed, n=len(y), qbench_version=qbench.__version__,
         )
         start = time.perf_counter()

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from qbench.attack import attack_label
 from qbench.checks import run_checks
 from qbench.runner import RunResult, component_ref
 from qbench.scoring import estimate, relative_improvement, worst_case
@@ -21,11 +22,12 @@ def summarize(result: RunResult) -> dict[str, Any]:
         for epsilon in plan.epsilons:
             cells = [
                 c for s in result.seeds for c in s.cells
-                if c.kind == "attack" and c.attack == attack.name and c.epsilon == epsilon
+                if c.kind == "attack" and c.attack == attack_label(attack) and c.epsilon == epsilon
             ]
             ok = [c for c in cells if c.status == "ok"]
             row: dict[str, Any] = {
-                "attack": attack.name,
+                "attack": attack_label(attack),
+                "name": attack.name,
                 "threat": attack.threat,
                 "config": attack.config_dict(),
                 "epsilon": epsilon,
@@ -82,7 +84,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "probe": probe,
         "gradient_check": gradient,
     }
-    kinds = {a.name: {"threat": a.threat, "iterative": a.iterative} for a in plan.attacks}
+    kinds = {attack_label(a): {"threat": a.threat, "iterative": a.iterative} for a in plan.attacks}
     findings = run_checks(summary, kinds)
     summary["flags"] = {
         "unreliable": bool(findings),
@@ -107,3 +109,14 @@ def compare(defended: dict[str, Any], undefended: dict[str, Any]) -> None:
             }
         )
     defended["relative_improvement"] = improvements
+
+
+def add_paper_protocol(summary: dict[str, Any], protocol: tuple[str, float] | None) -> None:
+    """Copy the paper-protocol row (an attack label and epsilon) to ``summary["paper_protocol"]`` if it ran."""
+    summary["paper_protocol"] = None
+    if protocol is None:
+        return
+    label, epsilon = protocol
+    for row in summary["attacks"]:
+        if row["attack"] == label and row["epsilon"] == epsilon and row["status"] == "ok":
+            summary["paper_protocol"] = {"attack": label, "epsilon": epsilon, "robust": row["robust"]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 QNN = "qnn"
 MAPPED_DNN = "mapped-dnn"
@@ -15,13 +15,40 @@ class TrackDefaults:
 
     dataset: str
     model: str
-    attacks: tuple[str, ...]
+    #: the attack suite: (attack name, options); the worst case is taken over all of them
+    attacks: tuple[tuple[str, dict], ...]
     epsilons: tuple[float, ...]
+    #: epsilons of the robustness curves (leaderboard plots)
+    sweep: tuple[float, ...] = ()
+    #: the paper's own protocol, shown beside the adaptive worst case: (attack label, epsilon)
+    paper_protocol: tuple[str, float] | None = None
+    notes: dict = field(default_factory=dict)
 
 
-# The QNN track's protocol comes from Huang & Zhang 2023 section 4.1 (epsilon 0.15); the attack list grows
-# as attack plugins land, and names that are not installed are dropped with a notice.
+# QNN track: Huang & Zhang 2023 section 4.1 — BIM, 3 steps of 0.05, epsilon 0.15, with the attacker using
+# the noisy model's gradient as it is (one sample): that is bim[n_eot=1]. The rest is the adaptive suite
+# (EOT on stochastic models, AutoAttack's APGD pair, two gradient-free attacks, two transfer attacks).
+QNN_SUITE = (
+    ("fgsm", {}),
+    ("bim", {"n_eot": 1}),
+    ("bim", {}),
+    ("pgd", {}),
+    ("mim", {}),
+    ("apgd-ce", {}),
+    ("apgd-dlr", {}),
+    ("square", {}),
+    ("nes", {}),
+    ("transfer-fnn", {}),
+    ("transfer-cnn", {}),
+)
+
 DEFAULTS = {
-    QNN: TrackDefaults(dataset="moons", model="qnn", attacks=("fgsm",), epsilons=(0.15,)),
-    MAPPED_DNN: TrackDefaults(dataset="mnist", model="lenet", attacks=("fgsm",), epsilons=(0.1,)),
+    QNN: TrackDefaults(
+        dataset="moons", model="qnn", attacks=QNN_SUITE, epsilons=(0.15,),
+        sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), paper_protocol=("bim[n_eot=1]", 0.15),
+    ),
+    MAPPED_DNN: TrackDefaults(
+        dataset="mnist", model="lenet", attacks=(("fgsm", {}), ("pgd", {})), epsilons=(0.1,),
+        sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+    ),
 }

@@ -43,12 +43,14 @@ def train(
     ctx: "Context",
     batch_loss: BatchLoss = cross_entropy,
     description: str = "training",
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``data.x_train`` for ``schedule.epochs`` epochs of shuffled mini-batches.
 
-    Shuffling uses ``ctx.generator`` only, so the same seed gives the same weights.
+    Shuffling uses ``ctx.generator`` only, so the same seed gives the same weights. Pass ``optimizer`` to
+    continue with an existing optimiser (its state carries over), e.g. when the data changes per epoch.
     """
-    optimizer = make_optimizer(model, schedule)
+    optimizer = optimizer or make_optimizer(model, schedule)
     x, y = data.x_train, data.y_train
     n = x.shape[0]
     batches_per_epoch = (n + schedule.batch_size - 1) // schedule.batch_size
@@ -67,3 +69,36 @@ def train(
                 bar.advance()
     model.eval()
     return model
+
+
+def bim_examples(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epsilon: float,
+    steps: int,
+    step_size: float,
+    domain,
+    random_start: bool = False,
+) -> torch.Tensor:
+    """L-inf BIM/PGD adversarial examples for *training* (the inner maximisation of adversarial training).
+
+    Written here rather than called through ART because it must run inside the training loop with the
+    model in its current mode (a noise layer active in training draws noise at every step, seed paper eq.
+    8) and without numpy round trips at every batch. Evaluation attacks go through ART.
+    """
+    was_training = model.training
+    x0 = x.detach()
+    adv = x0.clone()
+    if random_start:
+        adv = domain.project(adv + (torch.rand_like(adv) * 2 - 1) * epsilon)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        loss = F.cross_entropy(model(adv), y)
+        (grad,) = torch.autograd.grad(loss, adv)
+        with torch.no_grad():
+            adv = adv + step_size * grad.sign()
+            adv = torch.max(torch.min(adv, x0 + epsilon), x0 - epsilon)
+            adv = domain.project(adv)
+    model.train(was_training)
+    return adv.detach()

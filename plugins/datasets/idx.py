@@ -12,6 +12,7 @@ folder, or directly in the directory, each as ``NAME`` or ``NAME.gz``.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     if any(d == 0 for d in dims):
         raise _fail(path, f"declares an empty dimension {dims}")
-    expected = header_len + int(np.prod(dims, dtype=np.int64))
+    expected = header_len + math.prod(dims)
     if len(data) < expected:
         raise _fail(path, f"is truncated: {len(data)} bytes, the header {dims} needs {expected}")
     if len(data) > expected:
