@@ -40,10 +40,13 @@ class Domain:
 
     def contains(self, x: torch.Tensor, atol: float = 1e-6) -> bool:
         """Whether every example of ``x`` lies in the domain (to ``atol``)."""
+        if x.numel() == 0:
+            return True
         if not torch.isfinite(x).all():
             return False
         if self.kind == "box":
-            return bool((x >= self.low - atol).all() and (x <= self.high + atol).all())
+            low, high = torch.aminmax(x)
+            return bool(low >= self.low - atol and high <= self.high + atol)
         if self.kind == "sphere":
             norms = x.reshape(x.shape[0], -1).norm(dim=1)
             return bool(((norms - 1).abs() <= atol).all())
