@@ -17,12 +17,16 @@ class Defense(Component):
     """A registered defense. Every method has a neutral default, so ``Defense`` itself is "no defense".
 
     The runner calls, per (dataset, model, seed): ``prepare`` on the freshly built model, ``fit`` to train
-    it, then for every test batch ``predict`` (clean and adversarial). Attacks see the prepared model's
+    it (weights are cached after this), ``deploy`` on the trained model, then ``predict`` for every test
+    batch (clean and adversarial). Attacks see the prepared model's
     forward, so a randomised defense must put its randomness in the forward (and set the module's
     ``stochastic`` flag) for EOT to see it.
     """
 
     kind: ClassVar[str] = "defense"
+    #: True when ``prepare`` and ``fit`` are the standard ones (the defense acts only in ``deploy`` and
+    #: ``predict``): the runner then shares the trained weights with every other such defense
+    standard_training: ClassVar[bool] = False
 
     def prepare(self, model: torch.nn.Module, ctx: "Context") -> torch.nn.Module:
         """Change the architecture (noise layers, channels, a hardware mapping). Default: unchanged."""
@@ -35,6 +39,14 @@ class Defense(Component):
         from qbench.training import train
 
         return train(model, data, schedule, ctx)
+
+    def deploy(self, model: torch.nn.Module, data: "DataSplit", ctx: "Context") -> torch.nn.Module:
+        """Change the trained model for inference (a hardware mapping, crosstalk on critical weights).
+
+        Called after training and after cached weights are loaded; what it does is not cached, so it must
+        be deterministic given ``ctx``. Default: unchanged.
+        """
+        return model
 
     def predict(self, model: torch.nn.Module, x: torch.Tensor, ctx: "Context") -> torch.Tensor:
         """Predicted labels for ``x``. Default: argmax of the logits, without gradients."""

@@ -71,7 +71,7 @@ class Plan:
             "track": self.track,
             "dataset": component_ref(self.dataset),
             "model": component_ref(self.model),
-            "defense": component_ref(self.defense),
+            "defense": {"standard_training": True} if self.defense.standard_training else component_ref(self.defense),
             "schedule": dataclasses.asdict(self.schedule),
             "quantum_device": self.quantum_device,
             "seed": seed,
@@ -84,6 +84,8 @@ class Plan:
             **extra,
             "qbench": qbench.__version__,
             "training": train_key,
+            # trained weights may be shared between defenses (standard_training); the cell is not
+            "defense": component_ref(self.defense),
             "kind": kind,
             "attack": None if attack is None else component_ref(attack),
             "epsilon": epsilon,
@@ -172,6 +174,10 @@ class Runner:
         model = None
         if missing:
             model, training = self._trained_model(plan, data, seed, train_key, train_spec)
+            ctx = self.context(derive_seed(seed, "deploy"), plan, data, seed)
+            with isolated_rng(ctx.seed):
+                model = plan.defense.deploy(model, data, ctx)
+            model.eval()
         run = SeedRun(seed, training)
         label = f"{plan.defense.name} seed {seed}"
         with self.reporter.task(f"evaluating {label}", total=len(cells)) as bar:
@@ -220,7 +226,7 @@ class Runner:
         tmp = self.store.artifacts / f".{weights}.tmp"
         save_model(model, str(tmp))
         tmp.replace(self.store.artifacts / weights)
-        info = {"defense": _jsonable(plan.defense.describe(model)), "data_notes": data.notes, "data_files": data.files}
+        info = {"data_notes": data.notes, "data_files": data.files}
         record = TrainingRecord(train_key, train_spec, seed, weights, seconds, info, qbench.__version__)
         self.store.put_training(record)
         return model, record
@@ -270,6 +276,7 @@ class Runner:
                 info = {
                     "stochastic": is_stochastic(model),
                     "accuracy_all_repeats": float(correct.mean()) if len(correct) else 0.0,
+                    "defense": _jsonable(plan.defense.describe(model)),
                     "gradient_check": gradient_check(model, x[: plan.gradient_check_examples], y[: plan.gradient_check_examples], ctx),
                 }
                 return CellRecord(

@@ -76,7 +76,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "training": {
             "seconds": [t.seconds for t in trainings],
             "mean_seconds": float(np.mean([t.seconds for t in trainings])) if trainings else None,
-            "defense_info": [t.info.get("defense", {}) for t in trainings],
+            "defense_info": [c.info.get("defense", {}) for c in clean_cells],
         },
         "data": {"notes": result.data.notes, "files": result.data.files, "domain": result.data.domain.to_dict()},
         "cells_computed": result.computed,

@@ -13,6 +13,7 @@ class NoDefense(Defense):
     description = "no defense: standard training and inference (the undefended reference)"
     version = "1"
     tracks = ("qnn", "mapped-dnn")
+    standard_training = True
 
 
 @qbench.hookimpl

@@ -67,7 +67,7 @@ def test_gradient_masking_is_exposed_and_flagged(tmp_path):
         p = plan(MaskingDefense(), attacks, [0.25])
         p.probe, p.probe_epsilon = REGISTRY.create("attack", "pgd", {"steps": 10}), 0.5
         summary = summarize(runner.run(p))
-    acc = {r["attack"]: r["robust"]["mean"] for r in summary["attacks"]}
+    acc = {r["name"]: r["robust"]["mean"] for r in summary["attacks"]}
     clean = summary["clean"]["mean"]
     # plain white-box attacks see a zero gradient: FGSM and BIM change nothing, PGD only its random start
     assert acc["fgsm"] == acc["bim"] == clean

@@ -1,0 +1,265 @@
+"""Run a ``torch.nn.Module`` "on the backend" at torch speed, from a cached characterisation.
+
+Never one Aer circuit per MAC: the characterisation (:mod:`qbench.hardware.characterisation`) gives, per
+qubit (and per crosstalk pair and CNOT-pair count), the bias and spread of the read-back of an encoded
+value on a grid of values. A value ``v`` in ``[-1, 1]`` on qubit ``q`` reads back as
+
+    read-back = v + bias_q(v) + sd_q(v) * z,    z ~ N(0, 1),
+
+with ``bias_q`` and ``sd_q`` linearly interpolated in ``v`` between grid points (the end segments extend
+linearly, and a negative interpolated spread counts as 0). ``z`` comes from a ``torch.Generator`` if one
+is given, else from torch's global generator. The Gaussian is the normal approximation of the binomial
+shot noise (1024 shots by default), so a read-back can leave ``[-1, 1]`` by a few hundredths; it is not
+clipped, which keeps its gradient.
+
+:func:`map_to_hardware` applies this to every mapped layer of a model (see :mod:`qbench.hardware.mapping`
+for which value goes to which qubit):
+
+- weights: each layer's weight tensor is scaled into ``[-1, 1]`` by its max-abs ``s``, read back, and
+  scaled back (``w' = s * readback(w / s)``); one draw per forward, shared by the examples of the batch;
+- activations: each example's layer output is scaled by its own max-abs and read back likewise, with a
+  fresh draw per element.
+
+The noise is additive and the interpolation piecewise linear, so the mapped model is differentiable
+w.r.t. inputs and weights (attacks use the exact gradient of the sampled forward; EOT averages them).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from qbench.errors import UsageError
+from qbench.hardware.characterisation import Characterisation
+from qbench.hardware.mapping import mapped_layers, weight_offsets
+
+if TYPE_CHECKING:
+    from qbench.hardware.crosstalk import CrosstalkPlan
+
+_TINY = 1e-12
+
+
+class ReadoutNoise(torch.nn.Module):
+    """The characterised read-back error as a table of piecewise-linear curves, one *row* per channel.
+
+    Rows ``0 .. Q-1`` are the intrinsic curves of ``characterisation.qubits`` in order; then one row per
+    (crosstalk pair, CNOT-pair count), see :meth:`crosstalk_row`.
+    """
+
+    def __init__(self, characterisation: Characterisation) -> None:
+        super().__init__()
+        c = characterisation
+        self.qubits: tuple[int, ...] = c.qubits
+        self.pairs = c.pairs
+        self.ks = c.ks
+        bias = torch.as_tensor(c.intrinsic_bias, dtype=torch.float64)
+        sd = torch.as_tensor(c.intrinsic_sd, dtype=torch.float64)
+        if c.pairs and c.ks:
+            g = len(c.grid)
+            bias = torch.cat([bias, torch.as_tensor(c.crosstalk_bias, dtype=torch.float64).reshape(-1, g)])
+            sd = torch.cat([sd, torch.as_tensor(c.crosstalk_sd, dtype=torch.float64).reshape(-1, g)])
+        grid = torch.as_tensor(c.grid, dtype=torch.float64)
+        dx = grid[1:] - grid[:-1]
+
+        def segments(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            slope = (y[:, 1:] - y[:, :-1]) / dx
+            return y[:, :-1] - slope * grid[:-1], slope
+
+        bias_a, bias_b = segments(bias)
+        sd_a, sd_b = segments(sd)
+        # (rows, segments, 4): bias = c0 + c1 v and sd = c2 + c3 v on each grid segment
+        self.register_buffer("coefficients", torch.stack([bias_a, bias_b, sd_a, sd_b], dim=-1).float())
+        self.register_buffer("inner_grid", grid[1:-1].float().contiguous())
+        self.n_segments = len(grid) - 1
+
+    @property
+    def n_rows(self) -> int:
+        """How many channels the table holds."""
+        return self.coefficients.shape[0]
+
+    def intrinsic_row(self, qubit: int) -> int:
+        """The row of ``qubit``'s intrinsic curves."""
+        return self.qubits.index(qubit)
+
+    def crosstalk_row(self, qubit: int, neighbour: int, k: int) -> int:
+        """The row of ``qubit`` with ``k`` CNOT pairs to ``neighbour`` (``k = 0`` is the intrinsic row)."""
+        if k == 0:
+            return self.intrinsic_row(qubit)
+        for p, (target, other, _) in enumerate(self.pairs):
+            if target == qubit and other == neighbour:
+                return len(self.qubits) + p * len(self.ks) + self.ks.index(k)
+        raise KeyError(f"the pair ({qubit}, {neighbour}) was not characterised")
+
+    def bias_sd(self, values: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interpolated ``(bias, sd)`` of ``values`` on channels ``rows`` (broadcast to ``values``' shape)."""
+        rows = rows.expand(values.shape) if rows.shape != values.shape else rows
+        segment = torch.bucketize(values.detach(), self.inner_grid.to(values.dtype))
+        index = (rows * self.n_segments + segment).reshape(-1)
+        c = self.coefficients.to(values.dtype).reshape(-1, 4).index_select(0, index).reshape(*values.shape, 4)
+        bias = c[..., 0] + c[..., 1] * values
+        sd = (c[..., 2] + c[..., 3] * values).clamp_min(0.0)
+        return bias, sd
+
+    def forward(self, values: torch.Tensor, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The read-back of ``values`` (in ``[-1, 1]``) encoded on channels ``rows``: one random draw."""
+        bias, sd = self.bias_sd(values, rows)
+        z = torch.randn(values.shape, generator=generator, dtype=values.dtype, device=values.device)
+        return values + bias + sd * z
+
+
+def perturb(values: torch.Tensor, qubits: torch.Tensor | int, characterisation: Characterisation,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """The read-back of ``values`` (in ``[-1, 1]``) encoded on physical ``qubits`` (broadcast), intrinsic noise.
+
+    A convenience for one-off use; a model should use :func:`map_to_hardware`, which builds the table once.
+    """
+    noise = ReadoutNoise(characterisation)
+    lookup = torch.full((max(noise.qubits) + 1,), -1, dtype=torch.long)
+    lookup[list(noise.qubits)] = torch.arange(len(noise.qubits))
+    rows = lookup[torch.as_tensor(qubits, dtype=torch.long)]
+    if (rows < 0).any():
+        raise KeyError(f"only qubits {list(noise.qubits)} were characterised")
+    return noise(values, rows.expand(values.shape), generator)
+
+
+class _RandomSource:
+    """The generator shared by all layers of one mapped model (None = torch's global generator)."""
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        self.generator = generator
+
+
+class MappedLayer(torch.nn.Module):
+    """A ``Conv*d``/``Linear`` layer whose weights and outputs go through the noisy read-back."""
+
+    stochastic = True
+
+    def __init__(self, layer: torch.nn.Module, noise: ReadoutNoise, weight_rows: torch.Tensor | None,
+                 activations: bool, source: _RandomSource) -> None:
+        super().__init__()
+        self.layer = layer
+        self.noise = noise
+        self.activations = activations
+        self._source = source
+        if weight_rows is not None:
+            self.register_buffer("weight_rows", weight_rows)
+        else:
+            self.weight_rows = None
+        self._activation_rows: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def _rows_for(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        rows = self._activation_rows.get(shape)
+        if rows is None or rows.device != device:
+            n = len(self.noise.qubits)
+            numel = 1
+            for size in shape:
+                numel *= size
+            rows = (torch.arange(numel, device=device) % n).reshape(shape)
+            self._activation_rows[shape] = rows
+        return rows
+
+    def _weight(self) -> torch.Tensor:
+        weight = self.layer.weight
+        if self.weight_rows is None:
+            return weight
+        scale = weight.abs().max().clamp_min(_TINY)
+        return scale * self.noise(weight / scale, self.weight_rows, self._source.generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's output computed with read-back weights, itself read back per example."""
+        weight = self._weight()
+        if isinstance(self.layer, torch.nn.Linear):
+            out = F.linear(x, weight, self.layer.bias)
+        else:
+            out = self.layer._conv_forward(x, weight, self.layer.bias)
+        if not self.activations:
+            return out
+        batch_shape = (out.shape[0],) + (1,) * (out.dim() - 1)
+        scale = out.reshape(out.shape[0], -1).abs().amax(dim=1).clamp_min(_TINY).reshape(batch_shape)
+        rows = self._rows_for(tuple(out.shape[1:]), out.device)
+        return scale * self.noise(out / scale, rows, self._source.generator)
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weight_rows is not None}, activations={self.activations}"
+
+
+class MappedModel(torch.nn.Module):
+    """A copy of a model whose mapped layers run through the backend's noise; its forward is random.
+
+    ``plan`` is the crosstalk placement used (None without crosstalk); ``generator`` (settable) is the
+    ``torch.Generator`` all noise is drawn from (None = torch's global generator).
+    """
+
+    stochastic = True
+
+    def __init__(self, model: torch.nn.Module, noise: ReadoutNoise, plan: "CrosstalkPlan | None",
+                 source: _RandomSource) -> None:
+        super().__init__()
+        self.model = model
+        self.noise = noise
+        self.plan = plan
+        self._source = source
+        self.stochastic = True
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        """The generator the noise is drawn from."""
+        return self._source.generator
+
+    @generator.setter
+    def generator(self, generator: torch.Generator | None) -> None:
+        self._source.generator = generator
+
+    def forward(self, *args, **kwargs):
+        """The wrapped model's forward, with every mapped layer noisy."""
+        return self.model(*args, **kwargs)
+
+
+def map_to_hardware(
+    model: torch.nn.Module,
+    characterisation: Characterisation,
+    weights: bool = True,
+    activations: bool = True,
+    crosstalk: "CrosstalkPlan | None" = None,
+    generator: torch.Generator | None = None,
+) -> MappedModel:
+    """A copy of ``model`` executed "on the backend" of ``characterisation`` (see the module docstring).
+
+    ``weights`` / ``activations``: which values go through the read-back. ``crosstalk``: a placement from
+    :func:`qbench.hardware.place_crosstalk` for this model; its weights use the crosstalk curves of their
+    ``(qubit, neighbour, k)`` instead of the intrinsic ones. ``generator``: where the noise comes from.
+    ``model`` itself is left unchanged. The result has ``stochastic = True``.
+    """
+    copied = copy.deepcopy(model)
+    layers = mapped_layers(copied)
+    if not layers:
+        raise UsageError(f"{type(model).__name__} has no Conv/Linear layer to map onto qubits")
+    noise = ReadoutNoise(characterisation)
+    source = _RandomSource(generator)
+    n = len(noise.qubits)
+    offsets = weight_offsets(copied)
+    if crosstalk is not None:
+        crosstalk.check_matches(offsets, characterisation)
+    for name, layer in layers:
+        rows = None
+        if weights:
+            offset, numel = offsets[name]
+            rows = torch.arange(offset, offset + numel) % n
+            if crosstalk is not None and name in crosstalk.targets and len(crosstalk.targets[name]):
+                targets = crosstalk.targets[name]
+                qubits = torch.as_tensor(noise.qubits)[(targets + offset) % n]
+                rows[targets] = torch.as_tensor([
+                    noise.crosstalk_row(int(q), int(m), crosstalk.k)
+                    for q, m in zip(qubits.tolist(), crosstalk.neighbours[name].tolist())
+                ], dtype=torch.long)
+            rows = rows.reshape(layer.weight.shape)
+        wrapped = MappedLayer(layer, noise, rows, activations, source)
+        if not name:  # the model is itself a single Conv/Linear layer
+            copied = wrapped
+            continue
+        parent_name, _, child = name.rpartition(".")
+        setattr(copied.get_submodule(parent_name) if parent_name else copied, child, wrapped)
+    return MappedModel(copied, noise, crosstalk, source)
