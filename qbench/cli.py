@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import qbench
@@ -209,12 +210,12 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         for s in summaries:
             r = s["attacks"][i]
             cells.append(_fmt(r["robust"]) if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}")
-        table.add_row(f"{row['attack']} ε={row['epsilon']:g}", *cells)
+        table.add_row(escape(f"{row['attack']} ε={row['epsilon']:g}"), *[escape(c) for c in cells])
     for i, row in enumerate(first["worst_case"]):
         table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
     if first.get("paper_protocol"):
         p = first["paper_protocol"]
-        table.add_row(f"paper protocol ({p['attack']} ε={p['epsilon']:g})", *[_fmt((s.get("paper_protocol") or {}).get("robust")) for s in summaries])
+        table.add_row(escape(f"paper protocol ({p['attack']} ε={p['epsilon']:g})"), *[_fmt((s.get("paper_protocol") or {}).get("robust")) for s in summaries])
     out.print(table)
     for s in summaries:
         if s["flags"]["unreliable"]:
@@ -243,7 +244,7 @@ def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_column(col)
     for item in items:
         dist = f"{item['distribution']} {item['distribution_version']}".strip()
-        table.add_row(item["kind"], item["name"], item["version"], ", ".join(item["tracks"]), dist, item["description"])
+        table.add_row(*[escape(v) for v in (item["kind"], item["name"], item["version"], ", ".join(item["tracks"]), dist, item["description"])])
     out.print(table)
     return 0
 
@@ -267,7 +268,7 @@ def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
         rows.append(
             {
                 "key": c.key, "track": spec.get("track"), "dataset": spec.get("dataset", {}).get("name"),
-                "model": spec.get("model", {}).get("name"), "defense": spec.get("defense", {}).get("name"),
+                "model": spec.get("model", {}).get("name"), "defense": c.spec.get("defense", {}).get("name"),
                 "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon, "status": c.status,
                 "n": c.n, "accuracy": c.accuracy, "error": c.error, "qbench_version": c.qbench_version,
             }

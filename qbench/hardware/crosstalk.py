@@ -173,11 +173,12 @@ def place_crosstalk(
 
     plan = CrosstalkPlan(level=level, k=k, max_hops=max_hops, n_weights=n_weights, n_selected=n_selected,
                          layers=layers)
+    placed = torch.tensor(chosen, dtype=torch.long).reshape(-1, 3)
     for name, (offset, numel) in offsets.items():
-        rows = [(g - offset, other, hops) for g, other, hops in chosen if offset <= g < offset + numel]
-        plan.targets[name] = torch.tensor([r[0] for r in rows], dtype=torch.long)
-        plan.neighbours[name] = torch.tensor([r[1] for r in rows], dtype=torch.long)
-        plan.hops[name] = torch.tensor([r[2] for r in rows], dtype=torch.long)
+        mine = placed[(placed[:, 0] >= offset) & (placed[:, 0] < offset + numel)]
+        plan.targets[name] = mine[:, 0] - offset
+        plan.neighbours[name] = mine[:, 1].clone()
+        plan.hops[name] = mine[:, 2].clone()
     return plan
 
 

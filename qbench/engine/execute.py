@@ -1,0 +1,156 @@
+"""The engine's entry point: dispatch an operator list to a simulation method."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pennylane as qml
+import torch
+
+from . import density, gates, statevector, trajectories
+from .circuit import Channel, inspect_ops, op_batch_size, parse
+from .pennylane_device import execute_on_device
+from .plan import PlanCache, compile_plan
+from .result import EngineResult
+
+METHODS = ("auto", "statevector", "density", "trajectories")
+
+_PLANS = PlanCache()
+
+
+def clear_plan_cache() -> None:
+    """Forget every compiled plan (they are otherwise kept in a small LRU cache)."""
+    _PLANS.clear()
+
+
+def _compile(ops, sig_key, n_wires, measure, method, rows, cdtype):
+    circuit = parse(ops, n_wires)
+    points: list = []
+    if method == "statevector":
+        items = circuit.items
+        if any(isinstance(it, Channel) for it in items):
+            raise ValueError("the statevector method cannot apply channels; use 'trajectories' or 'density'")
+        n = n_wires
+        prep = circuit.prep[1] if circuit.prep else ()
+        init = tuple(prep) + tuple(w for w in range(n) if w not in prep)
+    elif method == "trajectories":
+        items, points = trajectories.lower(circuit.items)
+        n = n_wires
+        prep = circuit.prep[1] if circuit.prep else ()
+        init = tuple(prep) + tuple(w for w in range(n) if w not in prep)
+    else:
+        items = density.lower(circuit.items, n_wires)
+        n = 2 * n_wires
+        init = density.init_layout(circuit.prep[1] if circuit.prep else None, n_wires)
+    dense_batched = {}
+    for pos, it in enumerate(items):
+        if type(it).__name__ == "Dense":
+            dense_batched[pos] = op_batch_size(ops[it.source[1]]) is not None
+    plan = compile_plan(
+        circuit,
+        items,
+        n,
+        rows,
+        cdtype,
+        measure,
+        init,
+        density=method == "density",
+        dense_batched=dense_batched,
+        n_points=len(points),
+    )
+    plan.pauli_points = points
+    return plan
+
+
+def execute(
+    ops: Sequence[qml.operation.Operator],
+    n_wires: int,
+    measure_wires: Sequence[int],
+    *,
+    method: str = "auto",
+    batch_size: int | None = None,
+    n_trajectories: int = 1,
+    generator: torch.Generator | None = None,
+    device: str | None = None,
+) -> EngineResult:
+    """Simulate ``ops`` on ``n_wires`` qubits and return probabilities of ``measure_wires``.
+
+    Args:
+        ops: PennyLane operators (gates, ``AngleEmbedding``, channels; a
+            ``StatePrep``/``AmplitudeEmbedding`` only as the first operator).
+            Wires must be integers in ``range(n_wires)``.  Parameters may be
+            python numbers, 0-d tensors or per-example (B,) tensors (PennyLane
+            broadcasting); embedding features may be (B, F).
+        n_wires: number of qubits.
+        measure_wires: wires whose joint computational-basis distribution is
+            returned (first wire = most significant bit of the outcome index).
+        method: ``"statevector"`` (pure circuits), ``"density"`` (exact, with
+            channels), ``"trajectories"`` (Monte Carlo wave functions) or
+            ``"auto"`` (statevector without channels, trajectories with).
+        batch_size: number of examples; inferred from broadcast parameters when
+            None (1 when nothing is broadcast).
+        n_trajectories: trajectories per example for the trajectory method.
+        generator: source of all randomness (trajectory sampling); a fresh,
+            randomly seeded generator when None.  The global RNG is never used.
+        device: None for this engine, otherwise a PennyLane device name
+            (``"default.qubit"``, ``"default.mixed"``, ``"lightning.qubit"``...)
+            on which the same operators run through a torch QNode.
+
+    Returns:
+        :class:`EngineResult` with ``probs`` of shape (B, 2**len(measure_wires)),
+        differentiable by autograd, and ``stderr`` for trajectories.
+    """
+    ops = list(ops)
+    measure = tuple(int(w) for w in measure_wires)
+    if not measure or len(set(measure)) != len(measure) or not all(0 <= w < n_wires for w in measure):
+        raise ValueError(f"measure_wires must be distinct wires in range({n_wires}), got {measure_wires!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if n_trajectories < 1:
+        raise ValueError("n_trajectories must be >= 1")
+
+    sig, inferred, rdtype = inspect_ops(ops)
+    if batch_size is not None and inferred is not None and batch_size != inferred:
+        raise ValueError(f"batch_size={batch_size} but the operators broadcast over {inferred}")
+    batch = batch_size or inferred or 1
+
+    if device is not None:
+        probs = execute_on_device(ops, n_wires, measure, device, batch)
+        return EngineResult(probs=probs, stderr=None, method=f"device:{device}")
+
+    has_channels = any(issubclass(s[0], qml.operation.Channel) for s in sig)
+    if method == "auto":
+        method = "trajectories" if has_channels else "statevector"
+    copies = n_trajectories if method == "trajectories" else 1
+    rdtype = rdtype or torch.get_default_dtype()
+    cdtype = gates.complex_dtype(rdtype)
+    rows = batch * copies
+
+    key = (sig, n_wires, measure, method, rows, copies, cdtype)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _compile(ops, sig, n_wires, measure, method, rows, cdtype)
+        _PLANS.put(key, plan)
+
+    if method == "trajectories" and (plan.dyn or plan.jumps) and generator is None:
+        generator = torch.Generator()
+        generator.seed()
+
+    sources = statevector.chunk_sources(plan, ops, rdtype, batch, copies)
+    state = statevector.initial_state(plan, ops, copies)
+    dyn = None
+    jump = None
+    if plan.dyn:
+        dyn = trajectories.sample_paulis(plan, plan.pauli_points, ops, batch, copies, rdtype, generator)
+    if plan.jumps:
+        jump = trajectories.make_jump(plan, ops, batch, copies, generator)
+    final = statevector.run_program(plan, state, sources, dyn, jump)
+
+    if method == "density":
+        probs = statevector.density_probs(plan, final)
+        return EngineResult(probs=probs, stderr=None, method=method)
+    probs = statevector.marginal_probs(plan, final)
+    if method == "trajectories":
+        mean, stderr = trajectories.aggregate(probs, batch, copies)
+        return EngineResult(probs=mean, stderr=stderr, method=method, n_trajectories=copies)
+    return EngineResult(probs=probs, stderr=None, method=method)

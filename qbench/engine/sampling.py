@@ -1,0 +1,51 @@
+"""Sampling measurement shots from exact probabilities."""
+
+from __future__ import annotations
+
+import torch
+
+# Above this many (rows * shots) draws, sample counts with conditional binomials
+# instead of materialising every shot.
+_MAX_MATERIALISED = 1 << 22
+
+
+def sample_shots(probs: torch.Tensor, shots: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw ``shots`` measurement outcomes per row and return the outcome counts.
+
+    Args:
+        probs: (B, K) or (K,) probabilities (detached internally; tiny negative
+            rounding errors are clipped and rows are renormalised).
+        shots: number of shots per row.
+        generator: source of randomness (a fresh, randomly seeded generator if None).
+
+    Returns:
+        int64 counts of the same shape as ``probs``, each row summing to ``shots``
+        and distributed as Multinomial(shots, probs).
+    """
+    if shots < 0:
+        raise ValueError("shots must be non-negative")
+    if generator is None:
+        generator = torch.Generator()
+        generator.seed()
+    squeeze = probs.ndim == 1
+    p = probs.detach().to(torch.float64).reshape(-1, probs.shape[-1]).clamp_min(0.0)
+    p = p / p.sum(dim=1, keepdim=True)
+    rows, k = p.shape
+    if shots == 0:
+        counts = torch.zeros(rows, k, dtype=torch.int64)
+    elif rows * shots <= _MAX_MATERIALISED:
+        draws = torch.multinomial(p, shots, replacement=True, generator=generator)
+        counts = torch.zeros(rows, k, dtype=torch.int64).scatter_add_(1, draws, torch.ones_like(draws))
+    else:
+        # Multinomial as a chain of binomials: count_i ~ Bin(remaining, p_i / mass_left).
+        counts = torch.zeros(rows, k, dtype=torch.int64)
+        remaining = torch.full((rows,), float(shots), dtype=torch.float64)
+        left = torch.ones(rows, dtype=torch.float64)
+        for i in range(k - 1):
+            ratio = (p[:, i] / left.clamp_min(1e-300)).clamp(0.0, 1.0)
+            c = torch.binomial(remaining, ratio, generator=generator)
+            counts[:, i] = c.long()
+            remaining = remaining - c
+            left = left - p[:, i]
+        counts[:, k - 1] = remaining.long()
+    return counts[0] if squeeze else counts
