@@ -17,7 +17,7 @@ from qbench.defense import Defense
 from qbench.domain import Domain
 from qbench.errors import ConfigError, DataError, QBenchError, UsageError
 from qbench.hookspecs import hookimpl
-from qbench.model import Model, is_stochastic
+from qbench.model import Model, is_stochastic, noiseless_source
 
 _LAZY = {
     # importing these pulls in PennyLane / ART, which the CLI should not pay for on `qbench --help`
@@ -37,6 +37,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "hookimpl", "Attack", "AttackSkipped", "Context", "DataSplit", "Dataset", "TrainingSchedule",
-    "Defense", "Domain", "Model", "is_stochastic", "ConfigError", "DataError", "QBenchError", "UsageError",
+    "Defense", "Domain", "Model", "is_stochastic", "noiseless_source", "ConfigError", "DataError", "QBenchError", "UsageError",
     *_LAZY,
 ]

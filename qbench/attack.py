@@ -48,6 +48,11 @@ def attack_label(attack: Attack) -> str:
     """The attack's name, plus its non-default options in brackets: ``bim``, ``bim[n_eot=1]``."""
     defaults = type(attack).from_options({}).config_dict()
     changed = {k: v for k, v in attack.config_dict().items() if defaults.get(k) != v}
-    if not changed:
-        return attack.name
-    return attack.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
+    return format_label(attack.name, changed)
+
+
+def format_label(name: str, options: dict) -> str:
+    """``name`` or ``name[k=v,...]`` for the given (non-default) options."""
+    if not options:
+        return name
+    return name + "[" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) + "]"

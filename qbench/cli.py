@@ -22,6 +22,7 @@ import qbench
 from qbench.config import parse_assignments
 from qbench.dataset import TrainingSchedule
 from qbench.errors import ConfigError, QBenchError, UsageError
+from qbench.grid import add_probe
 from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
 from qbench.runner import Plan, Runner
@@ -89,6 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("results", parents=[common], help="what the result store holds")
     rs.add_argument("--store", type=Path, default=None)
+
+    vf = sub.add_parser("verify", parents=[common], help="re-run a sample of an entry's cells from scratch")
+    vf.add_argument("entry", type=Path, help="a leaderboard entry JSON file")
+    vf.add_argument("--sample", type=_positive_int, default=3, help="how many cells to re-run (default 3)")
+    vf.add_argument("--data-dir", type=Path, default=None)
+
+    lb = sub.add_parser("leaderboard", parents=[common], help="run the grid, build entries, render pages")
+    lb_sub = lb.add_subparsers(dest="action", parser_class=_Parser)
+    grid_args = _Parser(add_help=False)
+    grid_args.add_argument("--track", choices=TRACKS, action="append", dest="tracks", help="repeatable (default: both)")
+    grid_args.add_argument("--board", action="append", dest="boards", metavar="NAME", help="restrict to boards")
+    grid_args.add_argument("--defense", action="append", dest="defenses", metavar="NAME", help="restrict to defenses")
+    grid_args.add_argument("--seeds", type=_positive_int, default=3)
+    grid_args.add_argument("--n-eot", type=_positive_int, default=20)
+    grid_args.add_argument("--n-repeat", type=_positive_int, default=5)
+    grid_args.add_argument("--epochs", type=_positive_int, help="override every board's epochs (smoke runs)")
+    grid_args.add_argument("--n-test", type=_positive_int, help="override every board's test-set size (smoke runs)")
+    grid_args.add_argument("--no-sweep", action="store_true", help="skip the epsilon sweep of the curve attacks")
+    grid_args.add_argument("--data-dir", type=Path, default=None)
+    grid_args.add_argument("--store", type=Path, default=None)
+    lb_sub.add_parser("run", parents=[common, grid_args], help="compute every missing cell of the grid")
+    build = lb_sub.add_parser("build", parents=[common, grid_args], help="write entries from the store and render")
+    build.add_argument("--out", type=Path, default=Path("leaderboards"))
+    render = lb_sub.add_parser("render", parents=[common], help="re-render Markdown and HTML from the entries")
+    render.add_argument("--out", type=Path, default=Path("leaderboards"))
     return parser
 
 
@@ -109,8 +135,18 @@ def _attack_options(items: list[str] | None) -> dict[str, dict[str, str]]:
     return out
 
 
+def _track(args: argparse.Namespace, registry: Registry) -> str:
+    """The --track, or the one track the named dataset (or defense) supports, or qnn."""
+    if args.track:
+        return args.track
+    for kind, name in (("dataset", args.dataset), ("model", args.model), ("defense", args.defense)):
+        if name and name in registry.names(kind) and len(registry.get(kind, name).tracks) == 1:
+            return registry.get(kind, name).tracks[0]
+    return "qnn"
+
+
 def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defense_options: dict) -> Plan:
-    track = args.track or "qnn"
+    track = _track(args, registry)
     defaults = DEFAULTS[track]
     dataset = registry.create("dataset", args.dataset or defaults.dataset, parse_assignments(args.dataset_option, "--dataset-option"), track)
     model = registry.create("model", args.model or defaults.model, parse_assignments(args.model_option, "--model-option"), track)
@@ -130,18 +166,10 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
         schedule = TrainingSchedule(args.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
     return Plan(
         track=track, dataset=dataset, model=model, defense=defense, attacks=attacks,
-        epsilons=list(dict.fromkeys(args.epsilons or defaults.epsilons)), seeds=list(range(args.seeds)),
+        epsilons=list(dict.fromkeys(args.epsilons or type(dataset).epsilons or defaults.epsilons)), seeds=list(range(args.seeds)),
         schedule=schedule, n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test,
         quantum_device=args.quantum_device,
     )
-
-
-def add_probe(plan: Plan, data, registry: Registry) -> None:
-    """Add the large-epsilon probe (PGD) of the "reaches chance" check where the domain is bounded."""
-    if "pgd" not in registry.names("attack") or data.domain.kind == "unbounded":
-        return
-    plan.probe = registry.create("attack", "pgd", {}, plan.track)
-    plan.probe_epsilon = (data.domain.high - data.domain.low) / 2 if data.domain.kind == "box" else 1.0
 
 
 def _data_dir(args: argparse.Namespace) -> Path | None:
@@ -287,7 +315,69 @@ def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "plugins": cmd_plugins, "results": cmd_results}
+def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench leaderboard run|build|render``."""
+    from qbench import leaderboard
+
+    if args.action is None:
+        raise UsageError("leaderboard needs an action: run, build or render")
+    if args.action == "render":
+        written = leaderboard.render(args.out)
+        if not written:
+            raise UsageError(f"no entries under {args.out} (qbench leaderboard build writes them)")
+        print(json.dumps([str(p) for p in written]) if args.json else f"rendered {len(written)} pages under {args.out}")
+        return 0
+    registry = _registry(err)
+    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    tracks = args.tracks or list(TRACKS)
+    status = 0
+    with Store.open(args.store or default_store_path(), create=args.action == "run") as store:
+        runner = Runner(store, data_dir=_data_dir(args), reporter=reporter, compute=args.action == "run")
+        options = leaderboard.GridOptions(
+            boards=args.boards, defenses=args.defenses, seeds=list(range(args.seeds)), n_eot=args.n_eot,
+            n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep,
+        )
+        for track in tracks:
+            log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+            if args.action == "run":
+                report = leaderboard.run_grid(registry, runner, track, options, log)
+            else:
+                report = leaderboard.build(registry, runner, args.out, track, options)
+            status = 1 if report.failed else status
+            if args.json:
+                print(json.dumps({"track": track, **{k: [str(v) for v in vals] for k, vals in vars(report).items()}}))
+            else:
+                out.print(f"{track}: {len(report.done)} done, {len(report.failed)} failed, {len(report.skipped)} skipped")
+                for line in report.failed + report.skipped:
+                    out.print(f"  {line}", markup=False, highlight=False)
+    if args.action == "build":
+        leaderboard.render(args.out)
+    return status
+
+
+def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench verify ENTRY``: exit 0 when every re-run cell agrees, 1 when one does not."""
+    from qbench import entry as entry_mod
+    from qbench.verify import verify
+
+    entry = entry_mod.load(args.entry)
+    registry = _registry(err)
+    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    report = verify(registry, entry, str(args.entry), args.sample, _data_dir(args), reporter)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for check in report.checks:
+            out.print(check.describe(), markup=False, highlight=False)
+        out.print(f"{args.entry}: {'verified' if report.ok else 'NOT verified'} "
+                  f"({sum(c.agrees for c in report.checks)}/{len(report.checks)} cells agree)", markup=False)
+    if not report.ok:
+        bad = next(c for c in report.checks if not c.agrees)
+        print(f"qbench: error: {args.entry}: {bad.describe()}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"evaluate": cmd_evaluate, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "leaderboard": cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

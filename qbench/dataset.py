@@ -61,6 +61,9 @@ class Dataset(Component):
     kind: ClassVar[str] = "dataset"
     #: the default training schedule for models on this dataset
     training: ClassVar[TrainingSchedule] = TrainingSchedule()
+    #: the dataset's default evaluation epsilons and robustness-curve sweep (None: the track's)
+    epsilons: ClassVar[tuple[float, ...] | None] = None
+    sweep: ClassVar[tuple[float, ...] | None] = None
 
     def load(self, ctx: "Context") -> DataSplit:
         """Return the train/test split."""

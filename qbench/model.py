@@ -32,3 +32,13 @@ class Model(Component):
 def is_stochastic(module: torch.nn.Module) -> bool:
     """Whether ``module``'s forward draws randomness (its own flag or any submodule's)."""
     return any(bool(getattr(m, "stochastic", False)) for m in module.modules())
+
+
+def noiseless_source(model: torch.nn.Module) -> torch.nn.Module:
+    """The network a deployed model was made from, before a hardware mapping added noise.
+
+    A defense whose ``deploy`` maps a trained network onto noisy hardware sets ``noiseless_model`` on the
+    result; attacks of the seed's threat model (crafted on the noiseless DNN, evaluated on the noisy one)
+    use it. Any other model is its own noiseless source.
+    """
+    return getattr(model, "noiseless_model", None) or model

@@ -63,6 +63,24 @@ class Plan:
     probe_epsilon: float | None = None
     #: examples whose loss gradient the clean cell checks for zeros/NaNs (ART's gradient check)
     gradient_check_examples: int = 100
+    #: cheaper attacks also run over a sweep of epsilons, for robustness curves
+    sweep_attacks: list[Attack] = field(default_factory=list)
+    sweep_epsilons: list[float] = field(default_factory=list)
+
+    def attack_cells(self) -> list[tuple[Attack, float]]:
+        """Every (attack, epsilon) evaluated: the suite at ``epsilons``, the sweep attacks at ``sweep_epsilons``."""
+        pairs = [(a, e) for a in self.attacks for e in self.epsilons]
+        seen = {(attack_label(a), e) for a, e in pairs}
+        for attack in self.sweep_attacks:
+            for epsilon in self.sweep_epsilons:
+                if (attack_label(attack), epsilon) not in seen:
+                    seen.add((attack_label(attack), epsilon))
+                    pairs.append((attack, epsilon))
+        return pairs
+
+    def all_epsilons(self) -> list[float]:
+        """Every epsilon with at least one attack cell, sorted."""
+        return sorted({e for _, e in self.attack_cells()})
 
     def training_spec(self, seed: int) -> dict[str, Any]:
         """The full configuration a trained model depends on."""
@@ -115,8 +133,16 @@ class RunResult:
     computed: int = 0
 
 
+class MissingCells(QBenchError):
+    """A read-only run found cells that are not in the store yet."""
+
+
 class Runner:
-    """Runs plans against a store. ``data_dir`` and ``reporter`` are handed to plugins through the context."""
+    """Runs plans against a store. ``data_dir`` and ``reporter`` are handed to plugins through the context.
+
+    With ``compute=False`` the runner only reads the store and raises :class:`MissingCells` for a plan
+    with cells not computed yet (``qbench leaderboard build``).
+    """
 
     def __init__(
         self,
@@ -124,8 +150,10 @@ class Runner:
         data_dir=None,
         reporter: Reporter | None = None,
         cache_dir=None,
+        compute: bool = True,
     ) -> None:
         self.store = store
+        self.compute = compute
         self.data_dir = data_dir
         self.reporter = reporter or Reporter()
         self.cache_dir = cache_dir or (store.artifacts / "cache")
@@ -156,7 +184,7 @@ class Runner:
 
     def _cells_of(self, plan: Plan, train_key: str) -> list[tuple[str, dict, Attack | None, float | None]]:
         todo: list[tuple[Attack | None, float | None, str]] = [(None, None, "clean")]
-        todo += [(a, e, "attack") for a in plan.attacks for e in plan.epsilons]
+        todo += [(a, e, "attack") for a, e in plan.attack_cells()]
         if plan.probe is not None and plan.probe_epsilon is not None:
             todo.append((plan.probe, plan.probe_epsilon, "probe"))
         cells = []
@@ -170,6 +198,8 @@ class Runner:
         train_key = config_hash(train_spec)
         cells = self._cells_of(plan, train_key)
         missing = [c for c in cells if not self.store.has_cell(c[0])]
+        if missing and not self.compute:
+            raise MissingCells(f"{len(missing)} of {len(cells)} cells of {plan.defense.name} seed {seed} are not in the store")
         training = self.store.get_training(train_key)
         model = None
         if missing:

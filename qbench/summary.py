@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -18,28 +19,27 @@ def summarize(result: RunResult) -> dict[str, Any]:
     n = len(result.data.y_test)
     clean_cells = [next(c for c in s.cells if c.kind == "clean") for s in result.seeds]
     attacks: list[dict[str, Any]] = []
-    for attack in plan.attacks:
-        for epsilon in plan.epsilons:
-            cells = [
-                c for s in result.seeds for c in s.cells
-                if c.kind == "attack" and c.attack == attack_label(attack) and c.epsilon == epsilon
-            ]
-            ok = [c for c in cells if c.status == "ok"]
-            row: dict[str, Any] = {
-                "attack": attack_label(attack),
-                "name": attack.name,
-                "threat": attack.threat,
-                "config": attack.config_dict(),
-                "epsilon": epsilon,
-                "status": "ok" if len(ok) == len(cells) else (cells[0].status if cells else "missing"),
-                "robust": estimate([c.accuracy for c in ok], n).to_dict() if ok and len(ok) == len(cells) else None,
-            }
-            problems = [c.error for c in cells if c.status != "ok"]
-            if problems:
-                row["reason"] = problems[0]
-            attacks.append(row)
+    for attack, epsilon in plan.attack_cells():
+        cells = [
+            c for s in result.seeds for c in s.cells
+            if c.kind == "attack" and c.attack == attack_label(attack) and c.epsilon == epsilon
+        ]
+        ok = [c for c in cells if c.status == "ok"]
+        row: dict[str, Any] = {
+            "attack": attack_label(attack),
+            "name": attack.name,
+            "threat": attack.threat,
+            "config": attack.config_dict(),
+            "epsilon": epsilon,
+            "status": "ok" if len(ok) == len(cells) else (cells[0].status if cells else "missing"),
+            "robust": estimate([c.accuracy for c in ok], n).to_dict() if ok and len(ok) == len(cells) else None,
+        }
+        problems = [c.error for c in cells if c.status != "ok"]
+        if problems:
+            row["reason"] = problems[0]
+        attacks.append(row)
     worst: list[dict[str, Any]] = []
-    for epsilon in plan.epsilons:
+    for epsilon in plan.all_epsilons():
         per_seed = []
         included: set[str] = set()
         for s in result.seeds:
@@ -69,7 +69,9 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "defense": component_ref(plan.defense),
         "seeds": [s.seed for s in result.seeds],
         "n_test": n,
-        "schedule": {"epochs": plan.schedule.epochs, "lr": plan.schedule.lr, "batch_size": plan.schedule.batch_size},
+        "schedule": dataclasses.asdict(plan.schedule),
+        "protocol": {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "n_test": plan.n_test,
+                     "quantum_device": plan.quantum_device},
         "clean": estimate([c.accuracy for c in clean_cells], n).to_dict(),
         "attacks": attacks,
         "worst_case": worst,
@@ -84,7 +86,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "probe": probe,
         "gradient_check": gradient,
     }
-    kinds = {attack_label(a): {"threat": a.threat, "iterative": a.iterative} for a in plan.attacks}
+    kinds = {attack_label(a): {"threat": a.threat, "iterative": a.iterative} for a, _ in plan.attack_cells()}
     findings = run_checks(summary, kinds)
     summary["flags"] = {
         "unreliable": bool(findings),

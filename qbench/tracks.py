@@ -42,13 +42,25 @@ QNN_SUITE = (
     ("transfer-cnn", {}),
 )
 
+# Mapped-DNN track: QNAD's threat model (FGSM and PGD crafted on the noiseless DNN, evaluated on the noisy
+# mapping), then the adaptive suite through the noisy mapping (EOT).
+MAPPED_DNN_SUITE = (
+    ("noiseless-fgsm", {}),
+    ("noiseless-pgd", {}),
+    ("fgsm", {}),
+    ("pgd", {}),
+    ("apgd-ce", {}),
+    ("apgd-dlr", {}),
+    ("square", {}),
+)
+
 DEFAULTS = {
     QNN: TrackDefaults(
         dataset="moons", model="qnn", attacks=QNN_SUITE, epsilons=(0.15,),
         sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), paper_protocol=("bim[n_eot=1]", 0.15),
     ),
     MAPPED_DNN: TrackDefaults(
-        dataset="mnist", model="lenet", attacks=(("fgsm", {}), ("pgd", {})), epsilons=(0.1,),
-        sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+        dataset="mnist", model="lenet", attacks=MAPPED_DNN_SUITE, epsilons=(0.1,),
+        sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), paper_protocol=("noiseless-pgd", 0.1),
     ),
 }

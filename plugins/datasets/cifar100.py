@@ -59,6 +59,9 @@ class Cifar100(Dataset):
     tracks = ("mapped-dnn",)
     Config = Cifar100Config
     training = TrainingSchedule(epochs=30, lr=0.001, batch_size=128, optimizer="adam")
+    #: 8/255, and the QNAD paper's sweep in 0-255 pixel units (its "6" read as 6/255)
+    epsilons = (8 / 255,)
+    sweep = (0.0, 1 / 255, 2 / 255, 4 / 255, 6 / 255, 8 / 255)
 
     def load(self, ctx) -> DataSplit:
         """Read the binary files from ``ctx.data_dir``, hold out a test set if needed, take the subsets."""

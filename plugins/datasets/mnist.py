@@ -54,6 +54,9 @@ class Mnist(Dataset):
     tracks = ("mapped-dnn",)
     Config = MnistConfig
     training = TrainingSchedule(epochs=5, lr=0.001, batch_size=128, optimizer="adam")
+    #: QNAD evaluates MNIST at epsilon up to 0.3 in [0, 1] pixel units
+    epsilons = (0.1,)
+    sweep = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
     def load(self, ctx) -> DataSplit:
         """Read the IDX files from ``ctx.data_dir`` and take the configured subsets."""

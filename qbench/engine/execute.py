@@ -12,6 +12,7 @@ from .circuit import Channel, inspect_ops, op_batch_size, parse
 from .pennylane_device import execute_on_device
 from .plan import PlanCache, compile_plan
 from .result import EngineResult
+from .sampling import default_generator
 
 METHODS = ("auto", "statevector", "density", "trajectories")
 
@@ -90,8 +91,10 @@ def execute(
         batch_size: number of examples; inferred from broadcast parameters when
             None (1 when nothing is broadcast).
         n_trajectories: trajectories per example for the trajectory method.
-        generator: source of all randomness (trajectory sampling); a fresh,
-            randomly seeded generator when None.  The global RNG is never used.
+        generator: source of all randomness (trajectory sampling).  When None,
+            a private generator is seeded with one draw from torch's global RNG,
+            so runs are reproducible under ``torch.manual_seed``; no other use
+            of the global RNG is made.
         device: None for this engine, otherwise a PennyLane device name
             (``"default.qubit"``, ``"default.mixed"``, ``"lightning.qubit"``...)
             on which the same operators run through a torch QNode.
@@ -133,8 +136,7 @@ def execute(
         _PLANS.put(key, plan)
 
     if method == "trajectories" and (plan.dyn or plan.jumps) and generator is None:
-        generator = torch.Generator()
-        generator.seed()
+        generator = default_generator()
 
     sources = statevector.chunk_sources(plan, ops, rdtype, batch, copies)
     state = statevector.initial_state(plan, ops, copies)

@@ -9,6 +9,17 @@ import torch
 _MAX_MATERIALISED = 1 << 22
 
 
+def default_generator() -> torch.Generator:
+    """A private generator seeded with one draw from torch's global RNG.
+
+    Used when the caller passes no generator: results stay reproducible under
+    ``torch.manual_seed`` while every other random number comes from the
+    private generator.
+    """
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.Generator().manual_seed(seed)
+
+
 def sample_shots(probs: torch.Tensor, shots: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw ``shots`` measurement outcomes per row and return the outcome counts.
 
@@ -16,7 +27,7 @@ def sample_shots(probs: torch.Tensor, shots: int, generator: torch.Generator | N
         probs: (B, K) or (K,) probabilities (detached internally; tiny negative
             rounding errors are clipped and rows are renormalised).
         shots: number of shots per row.
-        generator: source of randomness (a fresh, randomly seeded generator if None).
+        generator: source of randomness (None: see :func:`default_generator`).
 
     Returns:
         int64 counts of the same shape as ``probs``, each row summing to ``shots``
@@ -25,8 +36,7 @@ def sample_shots(probs: torch.Tensor, shots: int, generator: torch.Generator | N
     if shots < 0:
         raise ValueError("shots must be non-negative")
     if generator is None:
-        generator = torch.Generator()
-        generator.seed()
+        generator = default_generator()
     squeeze = probs.ndim == 1
     p = probs.detach().to(torch.float64).reshape(-1, probs.shape[-1]).clamp_min(0.0)
     p = p / p.sum(dim=1, keepdim=True)

@@ -278,7 +278,8 @@ class _Program(torch.autograd.Function):
             elif code == GATHER:
                 G = torch.gather(G.view(B, N), 1, ins[2])
             elif code == DYN:
-                G = torch.gather(G.view(B, N) * dyn[1][ins[1]].conj(), 1, dyn[2][ins[1]])
+                # the index is a permutation per row: scatter is its exact adjoint
+                G = torch.empty(B, N, dtype=G.dtype).scatter_(1, dyn[0][ins[1]], G.view(B, N) * dyn[1][ins[1]].conj())
             elif code == GATHER_PHASE:
                 G = torch.gather(G.view(B, N) * ins[4], 1, ins[3])
             elif code == PHASE:
@@ -302,7 +303,7 @@ def run_program(
     plan: Plan,
     state: torch.Tensor,
     sources: Sequence[torch.Tensor],
-    dyn: tuple[torch.Tensor, ...] | None = None,
+    dyn: tuple[torch.Tensor, torch.Tensor] | None = None,
     jump: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Apply the plan's instructions to ``state``; returns the final (B, 2**n) state.

@@ -31,8 +31,8 @@ import pennylane as qml
 import torch
 
 from . import gates
-from .circuit import Channel, Jump, Pauli, op_batch_size
-from .params import replicate, stack_broadcast
+from .circuit import Channel, Jump, Pauli
+from .params import replicate, stack_broadcast, stack_scalars
 from .plan import Plan
 
 
@@ -58,20 +58,26 @@ def lower(items: Sequence[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
 
 
 def _point_probs(
-    points: Sequence[tuple[int, str]], ops: Sequence[qml.operation.Operator], batch: int, copies: int, rdtype: torch.dtype
+    points: Sequence[tuple[int, str]],
+    ops: Sequence[qml.operation.Operator],
+    batch: int,
+    copies: int,
+    rdtype: torch.dtype,
+    plan_per_example: bool,
 ) -> torch.Tensor:
     """Insertion probabilities of I, X, Y, Z: (P, 4, 1) or (P, 4, batch*copies)."""
-    per_example = any(op_batch_size(ops[i]) is not None for i, _ in points)
+    per_example = plan_per_example
     if per_example:
         values = stack_broadcast([ops[i].data[0] for i, _ in points], batch, rdtype).detach()
         values = replicate(values, copies, dim=1)
     else:
-        values = torch.stack(
-            [torch.as_tensor(ops[i].data[0], dtype=rdtype).detach().reshape(()) for i, _ in points]
-        ).unsqueeze(1)
-    probs = torch.empty(values.shape[0], 4, values.shape[1], dtype=rdtype)
+        values = stack_scalars([ops[i].data[0] for i, _ in points], rdtype).detach().unsqueeze(1)
     names = [name for _, name in points]
-    for name in set(names):
+    kinds = set(names)
+    if len(kinds) == 1:
+        return gates.pauli_channel_probs(names[0], [values])
+    probs = torch.empty(values.shape[0], 4, values.shape[1], dtype=rdtype)
+    for name in kinds:
         sel = torch.tensor([k for k, nm in enumerate(names) if nm == name])
         probs[sel] = gates.pauli_channel_probs(name, [values[sel]])
     return probs
@@ -85,15 +91,15 @@ def sample_paulis(
     copies: int,
     rdtype: torch.dtype,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample every Pauli insertion and build the per-copy gather indices and phases.
 
-    Returns ``(index, phase, inverse)`` of shapes (G, B, 2**n) for the plan's G
-    dynamic gathers: ``new[b, p] = phase[g, b, p] * old[b, index[g, b, p]]``;
-    ``inverse`` is the inverse permutation (used by the backward pass).
+    Returns ``(index, phase)`` of shapes (G, B, 2**n) for the plan's G dynamic
+    gathers: ``new[b, p] = phase[g, b, p] * old[b, index[g, b, p]]``.
     """
     rows = plan.batch
-    probs = _point_probs(points, ops, batch, copies, rdtype)
+    per_example = any(ops[i].data and isinstance(ops[i].data[0], torch.Tensor) and ops[i].data[0].ndim for i, _ in points)
+    probs = _point_probs(points, ops, batch, copies, rdtype, per_example)
     cum = probs.cumsum(dim=1)[:, :3, :]
     u = torch.rand(len(points), 1, rows, generator=generator, dtype=rdtype)
     kind = (u >= cum).sum(dim=1)  # (P, rows): 0=I, 1=X, 2=Y, 3=Z
@@ -112,7 +118,6 @@ def sample_paulis(
     pre = arange ^ xmask  # (G, rows, N)
     size = (n_gathers, rows, arange.shape[0])
     index = torch.gather(t["index"].unsqueeze(1).expand(size), 2, pre)
-    inverse = t["inverse"].unsqueeze(1) ^ xmask
     # Phase (-i)^{#Y} (-1)^{popcount(p & zmask)} built as a Kronecker product of
     # per-bit factors [1, +-1] (cheaper than a table lookup over G*rows*N entries).
     powers = torch.tensor([1, -1j, -1, 1j], dtype=plan.cdtype)
@@ -124,7 +129,9 @@ def sample_paulis(
     factors[..., 1] = 1 - 2 * bits
     for k in range(n):
         phase = (phase.unsqueeze(-1) * factors[:, :, k].unsqueeze(2)).reshape(n_gathers, rows, -1)
-    return index, phase, inverse
+    if "phase" in t:  # static phases (e.g. CZ) of the permutation preceding the Paulis
+        phase = phase * torch.gather(t["phase"].unsqueeze(1).expand(size), 2, pre)
+    return index, phase
 
 
 def make_jump(

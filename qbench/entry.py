@@ -1,0 +1,159 @@
+"""Leaderboard entries: one defense on one board, as a JSON document validated against the published schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+import qbench
+from qbench.errors import UsageError
+from qbench.hashing import config_hash
+
+SCHEMA_VERSION = 1
+#: packages whose versions go into every entry's provenance
+PROVENANCE_PACKAGES = (
+    "torch", "pennylane", "qiskit", "qiskit-aer", "qiskit-ibm-runtime", "adversarial-robustness-toolbox",
+    "numpy", "scipy", "scikit-learn",
+)
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The entry JSON Schema shipped in the package (``qbench/schemas/entry.schema.json``)."""
+    return json.loads(resources.files("qbench").joinpath("schemas/entry.schema.json").read_text())
+
+
+def validate(entry: dict[str, Any], where: str = "entry") -> None:
+    """Raise :class:`UsageError` naming the first schema violation (path and message)."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(entry), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        path = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise UsageError(f"{where} fails the entry schema at {path}: {first.message}")
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    """Read and validate an entry file."""
+    path = Path(path)
+    try:
+        entry = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no entry file at {path}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc})") from None
+    validate(entry, str(path))
+    return entry
+
+
+def write(entry: dict[str, Any], path: Path) -> None:
+    """Validate, then write atomically (sorted keys, so re-builds diff cleanly)."""
+    validate(entry, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The checkout's HEAD commit (``+dirty`` when the tree has changes), or None outside git."""
+    cwd = root or Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a number depends on."""
+    out = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def build_entry(
+    summary: dict[str, Any],
+    undefended: dict[str, Any] | None,
+    board: str,
+    epsilon: float,
+    registered: dict[str, Any],
+    cells: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """An entry from a defense's summary (and the undefended model's, same protocol).
+
+    ``registered`` is the defense's registration (``Registered.to_dict()``) for plugin provenance;
+    ``cells`` the stored cells behind the summary (key, seed, kind, attack, epsilon, status, accuracy).
+    """
+    def at(rows: list[dict], eps: float) -> dict:
+        for row in rows:
+            if row["epsilon"] == eps:
+                return row["robust"]
+        raise UsageError(f"the summary has no worst case at the ranking epsilon {eps:g}")
+
+    robust = at(summary["worst_case"], epsilon)
+    base = None
+    improvement = None
+    if undefended is not None:
+        base = {"clean": undefended["clean"], "robust": at(undefended["worst_case"], epsilon)}
+        if base["robust"]["mean"] > 0:
+            improvement = 100.0 * (robust["mean"] - base["robust"]["mean"]) / base["robust"]["mean"]
+    defense = dict(summary["defense"])
+    defense.update(
+        plugin=registered.get("plugin", ""), distribution=registered.get("distribution", ""),
+        distribution_version=registered.get("distribution_version", ""),
+    )
+    identity = {k: summary[k] for k in ("track", "dataset", "model", "schedule")}
+    identity.update(defense=summary["defense"], seeds=summary["seeds"], n_test=summary["n_test"],
+                    attacks=[(a["attack"], a["epsilon"]) for a in summary["attacks"]])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "track": summary["track"],
+        "board": board,
+        "dataset": summary["dataset"],
+        "model": summary["model"],
+        "defense": defense,
+        "seeds": summary["seeds"],
+        "n_test": summary["n_test"],
+        "protocol": {**summary["protocol"], "schedule": summary["schedule"]},
+        "epsilon": epsilon,
+        "clean": summary["clean"],
+        "robust": robust,
+        "paper_protocol": summary.get("paper_protocol"),
+        "attacks": summary["attacks"],
+        "worst_case": summary["worst_case"],
+        "flags": summary["flags"],
+        "training": {
+            "seconds": summary["training"]["seconds"],
+            "relative_cost": summary["training"].get("relative_cost"),
+            "defense_info": summary["training"]["defense_info"],
+        },
+        "undefended": base,
+        "relative_improvement_percent": improvement,
+        "provenance": {
+            "qbench_version": qbench.__version__,
+            "git_commit": git_commit(),
+            "packages": package_versions(),
+            "config_hash": config_hash(identity),
+            "data_files": summary["data"]["files"],
+            "data_notes": summary["data"]["notes"],
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "cells": cells,
+    }

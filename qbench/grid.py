@@ -1,0 +1,107 @@
+"""The leaderboard grid: which boards each track has, and the plan of every (board, defense).
+
+A *board* is a (dataset + options, model + options) pair of a track. Every defense that supports the
+track is evaluated on every board with the track's suite at the ranking epsilon, and the cheaper curve
+attacks over the sweep of epsilons for the robustness plots, over the same seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qbench.dataset import TrainingSchedule
+from qbench.errors import UsageError
+from qbench.registry import Registry
+from qbench.runner import Plan
+from qbench.tracks import DEFAULTS, MAPPED_DNN, QNN
+
+
+@dataclass(frozen=True)
+class Board:
+    """One leaderboard: a dataset and a model (with options) of a track."""
+
+    track: str
+    name: str
+    dataset: str
+    model: str
+    dataset_options: dict = field(default_factory=dict)
+    model_options: dict = field(default_factory=dict)
+    #: evaluate on the first n_test test examples (None: all); documented per board in the README
+    n_test: int | None = None
+    #: override the dataset's epochs (None: the dataset's schedule)
+    epochs: int | None = None
+
+
+BOARDS: dict[str, tuple[Board, ...]] = {
+    QNN: (
+        Board(QNN, "moons-qnn-amplitude", "moons", "qnn", model_options={"encoding": "amplitude"}),
+        Board(QNN, "moons-qnn-angle", "moons", "qnn", model_options={"encoding": "angle"}),
+        Board(QNN, "ising-qnn", "ising", "qnn"),
+        Board(QNN, "mnist-1v9-qnn", "mnist-1v9", "qnn"),
+        Board(QNN, "mnist-1v9-qcnn", "mnist-1v9", "qcnn"),
+    ),
+    MAPPED_DNN: (
+        Board(MAPPED_DNN, "mnist-lenet", "mnist", "lenet", n_test=1000),
+        Board(MAPPED_DNN, "cifar10-alexnet", "cifar10", "alexnet", n_test=1000),
+        Board(MAPPED_DNN, "cifar100-vgg16", "cifar100", "vgg16", n_test=1000),
+    ),
+}
+
+#: attacks run over the whole epsilon sweep (the curves); the full suite runs at the ranking epsilon
+CURVE_ATTACKS = {
+    QNN: (("fgsm", {}), ("bim", {"n_eot": 1}), ("pgd", {})),
+    MAPPED_DNN: (("noiseless-fgsm", {}), ("noiseless-pgd", {}), ("pgd", {})),
+}
+
+
+def boards(track: str, names: list[str] | None = None) -> list[Board]:
+    """The track's boards, or the named ones (unknown names are a usage error)."""
+    all_boards = {b.name: b for b in BOARDS[track]}
+    if not names:
+        return list(all_boards.values())
+    unknown = [n for n in names if n not in all_boards]
+    if unknown:
+        raise UsageError(f"unknown board {unknown[0]!r} on track {track} (boards: {', '.join(all_boards)})")
+    return [all_boards[n] for n in names]
+
+
+def defenses_for(registry: Registry, track: str, names: list[str] | None = None) -> list[str]:
+    """Every registered defense supporting ``track`` (``none`` first), or the named ones."""
+    available = [n for n in registry.names("defense") if track in registry.get("defense", n).tracks]
+    if names:
+        for name in names:
+            registry.create("defense", name, {}, track)  # did-you-mean and track checks
+        return list(names)
+    return sorted(available, key=lambda n: (n != "none", n))
+
+
+def board_plan(
+    registry: Registry, board: Board, defense: str, seeds: list[int], n_eot: int = 20, n_repeat: int = 5,
+    sweep: bool = True, defense_options: dict | None = None,
+) -> Plan:
+    """The plan of one defense on one board under the track's protocol."""
+    defaults = DEFAULTS[board.track]
+    dataset = registry.create("dataset", board.dataset, board.dataset_options, board.track)
+    model = registry.create("model", board.model, board.model_options, board.track)
+    installed = set(registry.names("attack"))
+    suite = [registry.create("attack", n, o, board.track) for n, o in defaults.attacks if n in installed]
+    curves = [registry.create("attack", n, o, board.track) for n, o in CURVE_ATTACKS[board.track] if n in installed]
+    schedule = type(dataset).training
+    if board.epochs:
+        schedule = TrainingSchedule(board.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
+    epsilons = list(type(dataset).epsilons or defaults.epsilons)
+    return Plan(
+        track=board.track, dataset=dataset, model=model,
+        defense=registry.create("defense", defense, defense_options or {}, board.track),
+        attacks=suite, epsilons=epsilons, seeds=list(seeds), schedule=schedule, n_eot=n_eot, n_repeat=n_repeat,
+        n_test=board.n_test, sweep_attacks=curves if sweep else [],
+        sweep_epsilons=list(type(dataset).sweep or defaults.sweep) if sweep else [],
+    )
+
+
+def add_probe(plan: Plan, data, registry: Registry) -> None:
+    """Add the large-epsilon probe (PGD) of the "reaches chance" check where the domain is bounded."""
+    if "pgd" not in registry.names("attack") or data.domain.kind == "unbounded":
+        return
+    plan.probe = registry.create("attack", "pgd", {}, plan.track)
+    plan.probe_epsilon = (data.domain.high - data.domain.low) / 2 if data.domain.kind == "box" else 1.0

@@ -1,0 +1,164 @@
+"""``qbench leaderboard run`` / ``build`` / ``render``: the grid into the store, the store into entries,
+the entries into Markdown and HTML.
+
+Rendered files are a pure function of the JSON entries, so ``render`` can be re-run anywhere and a test
+checks that the committed pages match the committed entries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from qbench import entry as entries_mod
+from qbench.attack import format_label
+from qbench.errors import QBenchError
+from qbench.grid import CURVE_ATTACKS, add_probe, board_plan, boards, defenses_for
+from qbench.registry import Registry
+from qbench.render_html import board_html, index_html
+from qbench.render_markdown import board_page, index_page
+from qbench.runner import MissingCells, Runner
+from qbench.summary import add_paper_protocol, compare, summarize
+from qbench.tracks import DEFAULTS
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """Which part of the grid, and the protocol settings (``epochs``/``n_test`` override boards, for smoke runs)."""
+
+    boards: list[str] | None = None
+    defenses: list[str] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    n_eot: int = 20
+    n_repeat: int = 5
+    epochs: int | None = None
+    n_test: int | None = None
+    sweep: bool = True
+
+    def plans(self, registry: Registry, track: str):
+        """(board, dataset, plan) for every (board, defense) selected, the dataset loaded once per board."""
+        for board in boards(track, self.boards):
+            if self.epochs or self.n_test:
+                board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
+            yield board, [
+                board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep)
+                for d in defenses_for(registry, track, self.defenses)
+            ]
+
+
+@dataclass
+class GridReport:
+    """What a grid run or build did, per (board, defense)."""
+
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
+def run_grid(
+    registry: Registry, runner: Runner, track: str, options: GridOptions, log: Callable[[str], None] = lambda m: None
+) -> GridReport:
+    """Compute every missing cell of the grid; a (board, defense) that fails is reported and the rest go on."""
+    report = GridReport()
+    for board, plans in options.plans(registry, track):
+        data = runner.load_data(plans[0].dataset)
+        for plan in plans:
+            label = f"{board.name}/{plan.defense.name}"
+            add_probe(plan, data, registry)
+            try:
+                result = runner.run(plan, data)
+            except QBenchError as exc:
+                report.failed.append(f"{label}: {exc}")
+                log(f"failed {label}: {exc}")
+                continue
+            report.done.append(label)
+            log(f"done {label}: {result.computed} cells computed")
+    return report
+
+
+def _stored_cells(result) -> list[dict[str, Any]]:
+    return [
+        {"key": c.key, "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon,
+         "status": c.status, "accuracy": c.accuracy}
+        for s in result.seeds for c in s.cells
+    ]
+
+
+def build(registry: Registry, runner: Runner, out: Path, track: str, options: GridOptions) -> GridReport:
+    """Write ``out/<track>/<board>/<defense>.json`` for every (board, defense) whose cells are all stored."""
+    report = GridReport()
+    protocol = DEFAULTS[track].paper_protocol
+    for board, plans in options.plans(registry, track):
+        data = runner.load_data(plans[0].dataset)
+        summaries: dict[str, tuple[dict, list]] = {}
+        epsilon = 0.0
+        for plan in plans:
+            defense = plan.defense.name
+            add_probe(plan, data, registry)
+            try:
+                result = runner.run(plan, data)
+            except MissingCells as exc:
+                report.skipped.append(f"{board.name}/{defense}: {exc}")
+                continue
+            epsilon = plan.epsilons[0]  # the ranking epsilon: the dataset's (or track's) default
+            summary = summarize(result)
+            add_paper_protocol(summary, protocol)
+            summaries[defense] = (summary, _stored_cells(result))
+        undefended = summaries.get("none", (None, None))[0]
+        for defense, (summary, cells) in summaries.items():
+            if undefended is not None and defense != "none":
+                compare(summary, undefended)
+            elif defense == "none":
+                summary["training"]["relative_cost"] = 1.0
+            entry = entries_mod.build_entry(
+                summary, undefended if defense != "none" else None, board.name, epsilon,
+                registry.entry("defense", defense).to_dict(), cells,
+            )
+            path = out / track / board.name / f"{defense}.json"
+            entries_mod.write(entry, path)
+            report.written.append(path)
+            report.done.append(f"{board.name}/{defense}")
+    return report
+
+
+def load_entries(out: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every entry under ``out`` (validated), grouped by board."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(out.glob("*/*/*.json")):
+        entry = entries_mod.load(path)
+        grouped.setdefault(entry["board"], []).append(entry)
+    return grouped
+
+
+def rendered_files(out: Path) -> dict[Path, str]:
+    """Every generated page (path → text) from the entries under ``out``; nothing is written."""
+    grouped = load_entries(out)
+    files: dict[Path, str] = {}
+    if not grouped:
+        return files
+    files[out / "README.md"] = index_page(grouped)
+    files[out / "html" / "index.html"] = index_html(grouped)
+    for board, entries in grouped.items():
+        track = entries[0]["track"]
+        files[out / track / board / "README.md"] = board_page(board, entries)
+        curve_names = [format_label(n, o) for n, o in CURVE_ATTACKS[track]]
+        files[out / "html" / f"{board}.html"] = board_html(board, entries, curve_names)
+    return files
+
+
+def render(out: Path) -> list[Path]:
+    """Write the Markdown and HTML pages generated from the entries under ``out``."""
+    written = []
+    for path, text in rendered_files(out).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def write_report(path: Path, report: GridReport) -> None:
+    """A JSON record of a grid run (what was done, failed, skipped)."""
+    path.write_text(json.dumps({k: [str(v) for v in vals] for k, vals in vars(report).items()}, indent=2))
