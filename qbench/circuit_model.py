@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Literal, Sequence
 
+import pennylane as qml
 import torch
 
 from qbench.engine import execute
@@ -32,6 +33,13 @@ class LayerInsert(torch.nn.Module):
     def ops(self, layer: int, batch_size: int, wires: Sequence[int], dtype: torch.dtype) -> list:
         """PennyLane operations for layer ``layer`` (0-based); parameters may be shape ``(batch_size,)``."""
         raise NotImplementedError  # abstract
+
+
+def wires_for(n_features: int, encoding: str) -> int:
+    """Qubits an encoding needs: ceil(log2 F) for amplitude, F for angle; at least 2 (for entanglers)."""
+    if encoding == "amplitude":
+        return max(2, math.ceil(math.log2(max(n_features, 2))))
+    return max(2, n_features)
 
 
 class CircuitClassifier(torch.nn.Module):
@@ -60,9 +68,35 @@ class CircuitClassifier(torch.nn.Module):
         """Whether the forward is random: a stochastic insert, or sampled noise channels."""
         return any(getattr(m, "stochastic", False) for m in self.inserts)
 
+    #: "amplitude" or "angle" for the built-in encodings; a subclass may override :meth:`encode` instead
+    encoding: str = "amplitude"
+
     def encode(self, x: torch.Tensor) -> list:
-        """Operations that load a batch ``x`` into the circuit (must come first)."""
-        raise NotImplementedError  # abstract
+        """Operations that load a batch ``x`` into the circuit (must come first).
+
+        Built in: amplitude encoding (features zero-padded to 2^n and normalised) and angle encoding (one
+        ``RX(feature)`` per qubit), chosen by :attr:`encoding`.
+        """
+        flat = x.reshape(x.shape[0], -1)
+        if self.encoding == "amplitude":
+            return [self.amplitude_embedding(flat)]
+        if self.encoding == "angle":
+            return [qml.AngleEmbedding(flat, wires=list(range(flat.shape[1])), rotation="X")]
+        raise ValueError(f"unknown encoding {self.encoding!r}")
+
+    def amplitude_embedding(self, x: torch.Tensor):
+        """``AmplitudeEmbedding`` of a batch (zero-padded, normalised); an all-zero input encodes as |0...0>.
+
+        A zero vector has no state to normalise to; mapping it to the first basis state keeps the circuit
+        defined (an input transformation such as rounding can produce one).
+        """
+        flat = x.reshape(x.shape[0], -1)
+        zero = (flat.abs().sum(dim=1, keepdim=True) == 0).to(flat.dtype)
+        if bool(zero.any()):
+            first = torch.zeros_like(flat)
+            first[:, 0] = 1
+            flat = flat + zero * first
+        return qml.AmplitudeEmbedding(flat, wires=list(range(self.n_wires)), pad_with=0.0, normalize=True)
 
     def layer(self, index: int) -> list:
         """The operations of layer ``index`` (0-based), with the model's own parameters."""

@@ -22,6 +22,7 @@ import torch
 
 import qbench
 from qbench import CircuitClassifier, DataSplit, Model
+from qbench.circuit_model import wires_for
 
 BLOCK_PARAMS = 15
 POOL_PARAMS = 9
@@ -57,10 +58,7 @@ class QuantumCNN(CircuitClassifier):
     """Convolution + pooling stages down to the readout qubit(s)."""
 
     def __init__(self, n_features: int, n_classes: int, config: QCNNConfig, generator: torch.Generator) -> None:
-        if config.encoding == "amplitude":
-            n_wires = max(2, math.ceil(math.log2(max(n_features, 2))))
-        else:
-            n_wires = max(2, n_features)
+        n_wires = wires_for(n_features, config.encoding)
         readout = max(1, math.ceil(math.log2(n_classes)))
         # stages until no more than the readout wires stay active
         active = list(range(n_wires))
@@ -76,13 +74,6 @@ class QuantumCNN(CircuitClassifier):
         dtype = getattr(torch, config.dtype)
         g = torch.rand(len(schedule), BLOCK_PARAMS + POOL_PARAMS, generator=generator, dtype=torch.float64)
         self.weights = torch.nn.Parameter((g * 2 * math.pi).to(dtype))
-
-    def encode(self, x: torch.Tensor) -> list:
-        flat = x.reshape(x.shape[0], -1)
-        wires = list(range(self.n_wires))
-        if self.encoding == "amplitude":
-            return [qml.AmplitudeEmbedding(flat, wires=wires, pad_with=0.0, normalize=True)]
-        return [qml.AngleEmbedding(flat, wires=wires[: flat.shape[1]], rotation="X")]
 
     def layer(self, index: int) -> list:
         active, pools = self._schedule[index]

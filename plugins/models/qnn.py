@@ -17,6 +17,7 @@ import torch
 
 import qbench
 from qbench import CircuitClassifier, DataSplit, Model
+from qbench.circuit_model import wires_for
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,7 @@ class LayeredQNN(CircuitClassifier):
     """P layers of Rot on every qubit + a CNOT ring, after an amplitude or angle encoding."""
 
     def __init__(self, n_features: int, n_classes: int, config: QNNConfig, generator: torch.Generator) -> None:
-        if config.encoding == "amplitude":
-            n_wires = max(2, math.ceil(math.log2(max(n_features, 2))))
-        else:
-            n_wires = max(2, n_features)
+        n_wires = wires_for(n_features, config.encoding)
         super().__init__(n_wires, n_classes, config.n_layers)
         self.encoding = config.encoding
         self.n_features = n_features
@@ -50,13 +48,6 @@ class LayeredQNN(CircuitClassifier):
         if n_wires > 2:
             pairs.append((n_wires - 1, 0))
         self._pairs = pairs
-
-    def encode(self, x: torch.Tensor) -> list:
-        flat = x.reshape(x.shape[0], -1)
-        wires = list(range(self.n_wires))
-        if self.encoding == "amplitude":
-            return [qml.AmplitudeEmbedding(flat, wires=wires, pad_with=0.0, normalize=True)]
-        return [qml.AngleEmbedding(flat, wires=wires[: flat.shape[1]], rotation="X")]
 
     def layer(self, index: int) -> list:
         w = self.weights[index]
