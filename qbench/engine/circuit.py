@@ -10,9 +10,11 @@ numeric values are later fetched from the operators by index.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Sequence
 
+import numpy as np
 import pennylane as qml
 import torch
 from pennylane.ops.op_math import CompositeOp, Controlled, SymbolicOp
@@ -121,13 +123,16 @@ def _wires_of(op: qml.operation.Operator) -> tuple:
     return tuple(op.wires.labels)
 
 
-# Per operator class: (wire access kind, parameter-free constant gate).  Wire
-# access kinds: 0 = public ``op.wires``; 1 = the operator's own ``_wires``;
-# 2 = control wires + base wires.  ``Controlled.wires`` concatenates two Wires
-# objects on every access (~10 us for a CNOT, ~1 ms per call for a few dozen
-# layers), so the fast kinds read the underlying tuples; each fast kind is
+# Per operator class: (wire access kind, parameter-free constant gate, expected
+# parameter dimensions or None).  Wire access kinds: 0 = public ``op.wires``;
+# 1 = the operator's own ``_wires``; 2 = control wires + base wires.
+# ``Controlled.wires`` concatenates two Wires objects on every access (~10 us
+# for a CNOT), so the fast kinds read the underlying tuples; each fast kind is
 # verified against the public property on the first instance of the class.
-_CLASS_INFO: dict[type, tuple[int, bool]] = {}
+# Likewise ``op.batch_size`` runs PennyLane's ``_check_batching`` (tens of us)
+# on every fresh operator, so the broadcast size is read from the parameter
+# shapes and the class's declared ``ndim_params`` when it is a plain tuple.
+_CLASS_INFO: dict[type, tuple[int, bool, tuple | None]] = {}
 
 
 def _fast_wires(op: qml.operation.Operator, kind: int) -> tuple:
@@ -136,7 +141,7 @@ def _fast_wires(op: qml.operation.Operator, kind: int) -> tuple:
     return op._hyperparameters["control_wires"]._labels + op._wires._labels
 
 
-def _class_info(op: qml.operation.Operator) -> tuple[int, bool]:
+def _class_info(op: qml.operation.Operator) -> tuple[int, bool, tuple | None]:
     cls = type(op)
     info = _CLASS_INFO.get(cls)
     if info is not None:
@@ -156,18 +161,31 @@ def _class_info(op: qml.operation.Operator) -> tuple[int, bool]:
         except (AttributeError, KeyError, TypeError):
             pass
     const = gates.is_constant_gate(op)
-    info = _CLASS_INFO[cls] = (kind, const)
+    ndims = getattr(cls, "ndim_params", None)
+    if isinstance(op, qml.AngleEmbedding):
+        ndims = (1,)
+    elif isinstance(op, qml.operation.Channel):
+        ndims = (0,) * len(op.data)
+    elif not isinstance(ndims, tuple):
+        ndims = None
+    info = _CLASS_INFO[cls] = (kind, const, ndims)
     return info
 
 
 def op_batch_size(op: qml.operation.Operator) -> int | None:
-    """Broadcast size of an operator (channels do not report one, so read their parameters)."""
-    bs = op.batch_size
-    if bs is None and isinstance(op, qml.operation.Channel):
-        for p in op.data:
-            if isinstance(p, torch.Tensor) and p.ndim == 1:
-                return p.shape[0]
-    return bs
+    """Broadcast size of an operator (parameters with one more dimension than declared).
+
+    Channels do not report a broadcast size in PennyLane; here a channel with
+    (B,) parameters is treated as broadcast over B.
+    """
+    ndims = (_CLASS_INFO.get(type(op)) or _class_info(op))[2]
+    if ndims is None or len(ndims) != len(op.data):
+        return op.batch_size
+    for p, nd in zip(op.data, ndims):
+        shape = getattr(p, "shape", None)
+        if shape is not None and len(shape) > nd:
+            return shape[0]
+    return None
 
 
 def inspect_ops(ops: Sequence[qml.operation.Operator]) -> tuple[tuple, int | None, torch.dtype | None]:
@@ -201,6 +219,8 @@ def inspect_ops(ops: Sequence[qml.operation.Operator]) -> tuple[tuple, int | Non
                     dtype = torch.float64
                 elif dtype is None and (dt is torch.float32 or dt is torch.complex64):
                     dtype = torch.float32
+            elif isinstance(p, (np.ndarray, np.generic)) and p.dtype.itemsize >= 8 and p.dtype.kind in "fc":
+                dtype = torch.float64  # numpy float64 / complex128 inputs keep their precision
         if cls is qml.AngleEmbedding:
             sig.append((cls, wires, bs, op.hyperparameters["rotation"], op.data[0].shape[-1]))
         else:
@@ -233,8 +253,9 @@ def parse(ops: Sequence[qml.operation.Operator], n_wires: int) -> Circuit:
     for i, op in enumerate(ops):
         wires = _wires_of(op)
         for w in wires:
-            if not isinstance(w, int) or not 0 <= w < n_wires:
+            if not isinstance(w, numbers.Integral) or not 0 <= w < n_wires:
                 raise ValueError(f"wire {w!r} of {op.name} is not an integer in range({n_wires})")
+        wires = tuple(int(w) for w in wires)
         if op_batch_size(op) is not None:
             batch = op_batch_size(op)
         if isinstance(op, _STATE_PREP_TYPES):

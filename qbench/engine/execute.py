@@ -7,8 +7,8 @@ from typing import Sequence
 import pennylane as qml
 import torch
 
-from . import density, gates, statevector, trajectories
-from .circuit import Channel, inspect_ops, op_batch_size, parse
+from . import density, gates, matrices, statevector, trajectories
+from .circuit import Channel, Dense, inspect_ops, op_batch_size, parse
 from .pennylane_device import execute_on_device
 from .plan import PlanCache, compile_plan
 from .result import EngineResult
@@ -24,7 +24,8 @@ def clear_plan_cache() -> None:
     _PLANS.clear()
 
 
-def _compile(ops, sig_key, n_wires, measure, method, rows, cdtype):
+def _compile(ops, n_wires, measure, method, rows, cdtype):
+    """Parse, lower for ``method`` and compile ``ops`` (plan-cache miss)."""
     circuit = parse(ops, n_wires)
     points: list = []
     if method == "statevector":
@@ -45,7 +46,7 @@ def _compile(ops, sig_key, n_wires, measure, method, rows, cdtype):
         init = density.init_layout(circuit.prep[1] if circuit.prep else None, n_wires)
     dense_batched = {}
     for pos, it in enumerate(items):
-        if type(it).__name__ == "Dense":
+        if isinstance(it, Dense):
             dense_batched[pos] = op_batch_size(ops[it.source[1]]) is not None
     plan = compile_plan(
         circuit,
@@ -132,13 +133,13 @@ def execute(
     key = (sig, n_wires, measure, method, rows, copies, cdtype)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _compile(ops, sig, n_wires, measure, method, rows, cdtype)
+        plan = _compile(ops, n_wires, measure, method, rows, cdtype)
         _PLANS.put(key, plan)
 
     if method == "trajectories" and (plan.dyn or plan.jumps) and generator is None:
         generator = default_generator()
 
-    sources = statevector.chunk_sources(plan, ops, rdtype, batch, copies)
+    sources = matrices.chunk_sources(plan, ops, rdtype, batch, copies)
     state = statevector.initial_state(plan, ops, copies)
     dyn = None
     jump = None

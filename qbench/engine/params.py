@@ -63,18 +63,15 @@ def stack_scalars(values: Sequence[Any], dtype: torch.dtype) -> torch.Tensor:
         return gathered.to(dtype)
     if not any(isinstance(v, torch.Tensor) for v in values):
         return torch.tensor(values, dtype=dtype)
-    return torch.stack([v.to(dtype) if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=dtype) for v in values])
+    return torch.stack([torch.as_tensor(v).to(dtype) for v in values])
 
 
 def stack_broadcast(values: Sequence[Any], batch: int, dtype: torch.dtype) -> torch.Tensor:
     """Stack scalars and (batch,) tensors into a (len(values), batch) tensor."""
     rows = []
     for v in values:
-        if isinstance(v, torch.Tensor):
-            v = v.to(dtype)
-            rows.append(v if v.ndim == 1 else v.expand(batch))
-        else:
-            rows.append(torch.full((batch,), float(v), dtype=dtype))
+        v = torch.as_tensor(v).to(dtype)
+        rows.append(v if v.ndim == 1 else v.expand(batch))
     return torch.stack(rows)
 
 

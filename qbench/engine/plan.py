@@ -1,31 +1,14 @@
 """Compiling the IR into an execution plan (done once per circuit structure).
 
-Scheduling
-    Items are placed "as soon as possible" into *stages* of three kinds:
-    ``U1`` (single-qubit gates on distinct wires, fused per wire), ``MONO``
-    (parameter-free signed permutations such as CNOT/CZ/SWAP, composed into one
-    map, optionally followed by sampled Pauli insertions) and ``OTHER`` (dense
-    multi-qubit matrices, quantum jumps).  A gate may move earlier past stages
-    that do not touch its wires (they commute), which is what lets a whole layer
-    of rotations share one stage even when interleaved with entanglers on other
-    wires.
-
-Chunking
-    Each ``U1`` stage is applied as a few dense "chunk" matrices, each the
-    Kronecker product of the fused 2x2 matrices of up to ~5 adjacent wires
-    (identity for wires without a gate).  One chunk costs a single GEMM over the
-    state, which on CPU is far cheaper than k separate 2x2 contractions (a GEMM
-    with inner dimension 2 runs at a few percent of peak).  A small dynamic
-    program picks the partition from a cost model measured on this kind of
-    hardware.
-
-Layouts
-    A chunk is applied as ``state.view(-1, d) @ G^T``: its wires must be the
-    trailing axes.  Wires are brought there with a per-example ``gather`` of the
-    flattened state, and every such re-layout is merged with the permutation of
-    the neighbouring ``MONO`` stage, so a layer "rotations on all wires + CNOT
-    ring" costs two GEMMs and two gathers.  The plan tracks the layout of the
-    state after every instruction.
+After scheduling (:mod:`.schedule`), the emitter turns stages into a program
+of GEMMs and gathers.  A chunk is applied as ``state.view(-1, d) @ G^T``, so
+its wires must be the trailing axes of the state; they are brought there by a
+per-example ``gather`` of the flattened state, and every such re-layout is
+merged with the permutation of the neighbouring ``MONO`` stage.  A layer
+"rotations on all wires + CNOT ring" on 8 qubits thus costs two GEMMs and two
+gathers.  The plan tracks the layout of the state after every instruction, and
+keeps everything that does not depend on parameter values (index tables,
+inverse permutations, phases) precomputed.
 """
 
 from __future__ import annotations
@@ -38,18 +21,11 @@ import numpy as np
 import torch
 
 from . import layout as lay
-from .circuit import G1, Circuit, Dense, Jump, Mono, Pauli, Ref
+from .circuit import Circuit, Dense, Jump, Mono, Ref
+from .schedule import Stage, partition, schedule
 
 # Instruction opcodes of the plan program.
 MM, BMM, GATHER, GATHER_PHASE, PHASE, DYN, JUMP = range(7)
-
-# Relative cost (forward, microseconds per 16k complex amplitudes) of a
-# trailing GEMM with inner dimension d, measured with torch on a 2-core x86 VM;
-# only the ratios matter for the partition choice.
-_GEMM_COST = {2: 110.0, 4: 36.0, 8: 30.0, 16: 40.0, 32: 52.0, 64: 125.0, 128: 250.0}
-_GATHER_COST = 20.0
-_OP_OVERHEAD = 10.0
-_MAX_CHUNK = 7
 
 
 @dataclass
@@ -110,94 +86,6 @@ class Plan:
     chunk_loc: list[tuple[int, int]] = field(default_factory=list)  # chunk id -> (source, row or -1)
 
 
-class _Stage:
-    __slots__ = ("kind", "slots", "maps", "paulis", "item")
-
-    def __init__(self, kind: str):
-        self.kind = kind
-        self.slots: dict[int, list[Ref]] = {}
-        self.maps: list[Mono] = []
-        self.paulis: dict[int, int] = {}
-        self.item: Any = None
-
-
-def schedule(items: Sequence[Any], n: int) -> list[_Stage]:
-    """Place IR items into stages, as early as commutation allows."""
-    stages: list[_Stage] = []
-    last = [-1] * n
-
-    def first_after(t: int, kind: str) -> int:
-        for s in range(t + 1, len(stages)):
-            if stages[s].kind == kind:
-                return s
-        stages.append(_Stage(kind))
-        return len(stages) - 1
-
-    for item in items:
-        if isinstance(item, G1):
-            t = last[item.wire]
-            s = t if t >= 0 and stages[t].kind == "U1" else first_after(t, "U1")
-            stages[s].slots.setdefault(item.wire, []).append(item.ref)
-            last[item.wire] = s
-        elif isinstance(item, Mono):
-            t = max(last[w] for w in item.wires)
-            if t >= 0 and stages[t].kind == "MONO" and not set(stages[t].paulis) & set(item.wires):
-                s = t
-            else:
-                s = first_after(t, "MONO")
-            stages[s].maps.append(item)
-            for w in item.wires:
-                last[w] = s
-        elif isinstance(item, Pauli):
-            t = last[item.wire]
-            if t >= 0 and stages[t].kind == "MONO" and item.wire not in stages[t].paulis:
-                s = t
-            else:
-                s = first_after(t, "MONO")
-            stages[s].paulis[item.wire] = item.point
-            last[item.wire] = s
-        else:
-            stage = _Stage("OTHER")
-            stage.item = item
-            stages.append(stage)
-            wires = item.wires if isinstance(item, Dense) else (item.wire,)
-            for w in wires:
-                last[w] = len(stages) - 1
-    return stages
-
-
-def partition(gated: set[int], batched: set[int], n: int, amps: int) -> list[tuple[int, ...]]:
-    """Split wires 0..n-1 into contiguous chunks minimising the modelled cost.
-
-    Chunks without gated wires are dropped (not applied).
-    """
-    scale = amps / 16384.0
-    best = [0.0] + [float("inf")] * n
-    choice = [0] * (n + 1)
-    for i in range(1, n + 1):
-        for k in range(1, min(_MAX_CHUNK, i) + 1):
-            seg = range(i - k, i)
-            if any(w in gated for w in seg):
-                gemm = _GEMM_COST.get(2**k, 2.0 ** k * 2.0)
-                if any(w in batched for w in seg):
-                    gemm *= 1.3
-                cost = 2 * _OP_OVERHEAD + scale * (gemm + _GATHER_COST)
-            else:
-                cost = 0.0
-            if best[i - k] + cost < best[i]:
-                best[i] = best[i - k] + cost
-                choice[i] = k
-    chunks = []
-    i = n
-    while i > 0:
-        k = choice[i]
-        seg = tuple(range(i - k, i))
-        if any(w in gated for w in seg):
-            chunks.append(seg)
-        i -= k
-    return chunks[::-1]
-
-
 class _Emitter:
     """Turns stages into a program, tracking the state layout."""
 
@@ -222,10 +110,12 @@ class _Emitter:
         return self.pending
 
     def gather_to(self, new_layout: tuple[int, ...]) -> None:
+        """Request a re-layout (merged into the pending gather, if any)."""
         self._open()
         self.layout = new_layout
 
     def add_static(self, maps: Sequence[Mono]) -> None:
+        """Compose parameter-free monomial gates into the pending gather."""
         if self.pending is not None and self.pending["points"]:
             self.flush()
         p = self._open()
@@ -233,11 +123,13 @@ class _Emitter:
             p["map"] = lay.compose(p["map"], lay.expand_monomial(m.wires, m.cols, m.vals, self.n))
 
     def add_paulis(self, points: dict[int, int]) -> None:
+        """Attach sampled Pauli insertions (wire -> point id) to the pending gather."""
         if self.pending is not None and self.pending["points"]:
             self.flush()
         self._open()["points"] = sorted(points.items())
 
     def flush(self) -> None:
+        """Emit the pending gather (static, phase-only, or dynamic) into the program."""
         p = self.pending
         if p is None:
             return
@@ -277,6 +169,7 @@ class _Emitter:
         return wires
 
     def apply_kron_chunk(self, wires: tuple[int, ...], slots: dict[int, list[Ref]]) -> None:
+        """Emit the GEMM of one chunk (Kronecker product of fused per-wire matrices)."""
         order = self._make_trailing(wires, exact_order=False)
         self.flush()
         batched = any(r.batched for w in order for r in slots.get(w, ()))
@@ -298,6 +191,7 @@ class _Emitter:
         self.program.append((BMM if batched else MM, cid, 2 ** len(order)))
 
     def apply_dense(self, wires: tuple[int, ...], source: tuple, batched: bool) -> None:
+        """Emit the GEMM of an operator applied as a dense matrix on ``wires`` (in that order)."""
         self._make_trailing(wires, exact_order=True)
         self.flush()
         cid = self.n_chunks
@@ -306,11 +200,13 @@ class _Emitter:
         self.program.append((BMM if batched else MM, cid, 2 ** len(wires)))
 
     def apply_jump(self, op_index: int, wire: int) -> None:
+        """Emit a quantum-jump step on ``wire``."""
         self.flush()
         self.jumps.append((op_index, wire))
         self.program.append((JUMP, len(self.jumps) - 1, self.layout.index(wire)))
 
-    def u1_stage(self, stage: _Stage, amps: int) -> None:
+    def u1_stage(self, stage: Stage, amps: int) -> None:
+        """Emit the chunks of a single-qubit stage."""
         gated = set(stage.slots)
         batched = {w for w, refs in stage.slots.items() if any(r.batched for r in refs)}
         chunks = partition(gated, batched, self.n, amps)

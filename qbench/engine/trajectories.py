@@ -63,10 +63,9 @@ def _point_probs(
     batch: int,
     copies: int,
     rdtype: torch.dtype,
-    plan_per_example: bool,
+    per_example: bool,
 ) -> torch.Tensor:
     """Insertion probabilities of I, X, Y, Z: (P, 4, 1) or (P, 4, batch*copies)."""
-    per_example = plan_per_example
     if per_example:
         values = stack_broadcast([ops[i].data[0] for i, _ in points], batch, rdtype).detach()
         values = replicate(values, copies, dim=1)
@@ -98,7 +97,7 @@ def sample_paulis(
     gathers: ``new[b, p] = phase[g, b, p] * old[b, index[g, b, p]]``.
     """
     rows = plan.batch
-    per_example = any(ops[i].data and isinstance(ops[i].data[0], torch.Tensor) and ops[i].data[0].ndim for i, _ in points)
+    per_example = any(getattr(ops[i].data[0], "ndim", 0) for i, _ in points)
     probs = _point_probs(points, ops, batch, copies, rdtype, per_example)
     cum = probs.cumsum(dim=1)[:, :3, :]
     u = torch.rand(len(points), 1, rows, generator=generator, dtype=rdtype)
