@@ -45,7 +45,7 @@ def wires_for(n_features: int, encoding: str) -> int:
 class CircuitClassifier(torch.nn.Module):
     """Base of circuit classifiers: subclasses implement :meth:`encode` and :meth:`layer`."""
 
-    def __init__(self, n_wires: int, n_classes: int, n_layers: int) -> None:
+    def __init__(self, n_wires: int, n_classes: int, n_layers: int, readout_bias: bool = False) -> None:
         super().__init__()
         if n_classes < 2:
             raise ValueError("a classifier needs at least 2 classes")
@@ -56,6 +56,10 @@ class CircuitClassifier(torch.nn.Module):
         if len(self.readout_wires) > n_wires:
             raise ValueError(f"{n_classes} classes need {len(self.readout_wires)} readout wires, circuit has {n_wires}")
         self.inserts = torch.nn.ModuleList()
+        # A trainable classical bias on the class log-probabilities (the "b" of Schuld et al. 2020's
+        # circuit-centric classifier): it moves the decision threshold off p = 0.5, which one measured
+        # qubit cannot do by itself.
+        self.readout_bias = torch.nn.Parameter(torch.zeros(n_classes)) if readout_bias else None
         #: None = qbench's engine; otherwise a PennyLane device name
         self.device_name: str | None = None
         #: trajectories per example when the circuit has noise channels (engine's trajectory method)
@@ -138,5 +142,12 @@ class CircuitClassifier(torch.nn.Module):
         return probs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits = log class probabilities, so cross-entropy is the quantum cross-entropy."""
-        return torch.log(self.class_probabilities(x).clamp_min(1e-12))
+        """Logits = log class probabilities (+ the readout bias), so cross-entropy is the quantum cross-entropy."""
+        return self.logits_from(self.class_probabilities(x))
+
+    def logits_from(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Logits from class probabilities or measured class frequencies (shot counts / shots)."""
+        logits = torch.log(probabilities.clamp_min(1e-12))
+        if self.readout_bias is not None:
+            logits = logits + self.readout_bias.to(logits.dtype)
+        return logits

@@ -134,8 +134,9 @@ class NoiseLayer(Defense):
                 return model(x).argmax(dim=1)
             probs = model.class_probabilities(x.repeat_interleave(shots, dim=0))
             outcomes = torch.multinomial(probs.clamp_min(0), 1).reshape(len(x), shots)
-            counts = F.one_hot(outcomes, probs.shape[1]).sum(dim=1)
-            return counts.argmax(dim=1)
+            frequencies = F.one_hot(outcomes, probs.shape[1]).sum(dim=1).to(probs.dtype) / shots
+            # the label is decided by the measured frequencies (with the model's readout bias, if any)
+            return model.logits_from(frequencies).argmax(dim=1)
 
     def describe(self, model) -> dict:
         inserts = [m for m in model.inserts if isinstance(m, NoiseLayers)]

@@ -52,6 +52,8 @@ class QCNNConfig:
 
     encoding: Literal["amplitude", "angle"] = "amplitude"
     dtype: Literal["float32", "float64"] = "float32"
+    #: a trainable bias on the class log-probabilities (Schuld et al. 2020); False = the bare readout
+    readout_bias: bool = True
 
 
 class QuantumCNN(CircuitClassifier):
@@ -68,7 +70,7 @@ class QuantumCNN(CircuitClassifier):
             discarded = active[1::2]
             schedule.append((list(active), list(zip(discarded, kept))))
             active = kept
-        super().__init__(n_wires, n_classes, len(schedule))
+        super().__init__(n_wires, n_classes, len(schedule), config.readout_bias)
         self.encoding = config.encoding
         self._schedule = schedule
         dtype = getattr(torch, config.dtype)

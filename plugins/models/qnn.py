@@ -27,6 +27,8 @@ class QNNConfig:
     n_layers: int = 10
     encoding: Literal["amplitude", "angle"] = "amplitude"
     dtype: Literal["float32", "float64"] = "float32"
+    #: a trainable bias on the class log-probabilities (Schuld et al. 2020); False = the bare readout
+    readout_bias: bool = True
 
     def validate(self) -> None:
         if self.n_layers < 1:
@@ -38,7 +40,7 @@ class LayeredQNN(CircuitClassifier):
 
     def __init__(self, n_features: int, n_classes: int, config: QNNConfig, generator: torch.Generator) -> None:
         n_wires = wires_for(n_features, config.encoding)
-        super().__init__(n_wires, n_classes, config.n_layers)
+        super().__init__(n_wires, n_classes, config.n_layers, config.readout_bias)
         self.encoding = config.encoding
         self.n_features = n_features
         dtype = getattr(torch, config.dtype)
@@ -47,13 +49,20 @@ class LayeredQNN(CircuitClassifier):
         pairs = [(i, i + 1) for i in range(n_wires - 1)]
         if n_wires > 2:
             pairs.append((n_wires - 1, 0))
-        self._pairs = pairs
+        # parameter-free gates are built once: constructing PennyLane operators costs ~27 us each
+        self._entangler = [qml.CNOT(wires=list(p)) for p in pairs]
+        self._views: tuple[torch.Tensor, ...] = ()
+
+    def circuit(self, x: torch.Tensor) -> list:
+        # one unbind per forward: scalar views of one base tensor, which the engine reads back in one step
+        self._views = self.weights.reshape(-1).unbind()
+        return super().circuit(x)
 
     def layer(self, index: int) -> list:
-        w = self.weights[index]
-        ops = [qml.Rot(w[q, 0], w[q, 1], w[q, 2], wires=q) for q in range(self.n_wires)]
-        ops += [qml.CNOT(wires=list(p)) for p in self._pairs]
-        return ops
+        v = self._views or self.weights.reshape(-1).unbind()
+        base = index * self.n_wires * 3
+        ops = [qml.Rot(v[base + 3 * q], v[base + 3 * q + 1], v[base + 3 * q + 2], wires=q) for q in range(self.n_wires)]
+        return ops + self._entangler
 
 
 class QNN(Model):
