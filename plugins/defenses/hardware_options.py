@@ -25,7 +25,12 @@ class HardwareConfig:
 
 
 def characterisation(config: HardwareConfig, ctx, ks: tuple[int, ...] = ()) -> "hardware.Characterisation":
-    """The backend's characterisation (cached under the run's cache folder)."""
+    """The backend's characterisation (cached under the run's cache folder).
+
+    Always with the default CNOT-pair counts plus ``ks``, so ``intrinsic_noise`` and ``qnad`` share one
+    cached characterisation (its intrinsic part is the same circuit).
+    """
+    ks = tuple(sorted(set(hardware.DEFAULT_KS) | set(ks)))
     cache = ctx.cache_dir / "hardware" if ctx.cache_dir else None
     with ctx.progress.task(f"characterising {config.backend} on qiskit-aer (cached)", total=None):
         return hardware.characterise(

@@ -100,8 +100,10 @@ class Characterisation:
         self.grid = np.asarray(self.grid, dtype=float)
         self.intrinsic_bias = np.asarray(self.intrinsic_bias, dtype=float)
         self.intrinsic_sd = np.asarray(self.intrinsic_sd, dtype=float)
-        self.crosstalk_bias = np.asarray(self.crosstalk_bias, dtype=float).reshape(len(self.pairs), len(self.ks), -1)
-        self.crosstalk_sd = np.asarray(self.crosstalk_sd, dtype=float).reshape(len(self.pairs), len(self.ks), -1)
+        # explicit shape: with no crosstalk (ks or pairs empty) a -1 would be ambiguous on an empty array
+        shape = (len(self.pairs), len(self.ks), len(self.grid))
+        self.crosstalk_bias = np.asarray(self.crosstalk_bias, dtype=float).reshape(shape)
+        self.crosstalk_sd = np.asarray(self.crosstalk_sd, dtype=float).reshape(shape)
         self.edges = tuple(tuple(e) for e in self.edges)  # type: ignore[misc]
         self.qubits = tuple(int(q) for q in self.qubits)
         self.pairs = tuple(tuple(int(x) for x in p) for p in self.pairs)  # type: ignore[misc]

@@ -1,0 +1,59 @@
+"""The mapped-DNN defenses through the real runner: a LeNet on generated 28x28 data, a cheap characterisation."""
+
+import torch
+
+from qbench import Dataset, DataSplit, Domain, TrainingSchedule
+from qbench.registry import load_registry
+from qbench.runner import Plan, Runner
+from qbench.store import Store
+from qbench.summary import summarize
+
+REGISTRY = load_registry()
+CHEAP = {"grid": 5, "repeats": 2, "shots": 256}
+
+
+class Blobs28(Dataset):
+    name = "blobs28"
+    description = "generated 28x28 images: bright top half = class 1"
+    tracks = ("mapped-dnn",)
+
+    def load(self, ctx):
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(400, 1, 28, 28, generator=g) * 0.5
+        y = torch.arange(400) % 2
+        x[y == 1, :, :14] += 0.5
+        return DataSplit(x[:300], y[:300], x[300:], y[300:], n_classes=2, domain=Domain("box", 0.0, 1.0))
+
+
+def run(tmp_path, defense, options):
+    plan = Plan(
+        track="mapped-dnn", dataset=Blobs28(), model=REGISTRY.create("model", "lenet"),
+        defense=REGISTRY.create("defense", defense, options),
+        attacks=[REGISTRY.create("attack", "noiseless-fgsm"), REGISTRY.create("attack", "fgsm")],
+        epsilons=[0.2], seeds=[0], schedule=TrainingSchedule(2, 0.002, 32), n_eot=2, n_repeat=2,
+    )
+    with Store.open(tmp_path / "s.sqlite") as store:
+        return summarize(Runner(store, cache_dir=tmp_path / "cache").run(plan)), store.trainings()
+
+
+def test_intrinsic_noise_and_qnad_share_the_standard_training(tmp_path):
+    none, _ = run(tmp_path, "none", {})
+    noisy, _ = run(tmp_path, "intrinsic_noise", CHEAP)
+    qnad, trainings = run(tmp_path, "qnad", {**CHEAP, "levels": "0,0.05", "validation_size": 50, "importance_size": 64})
+    assert len(trainings) == 1  # one LeNet trained, three defenses evaluated on it
+    assert none["clean"]["mean"] > 0.9
+    # the hardware noise perturbs but does not destroy a well-separated task
+    assert noisy["clean"]["mean"] > 0.8
+    info = qnad["training"]["defense_info"][0]
+    assert info["selected_on"] == "validation" and info["level"] in (0.0, 0.05)
+    assert [p["level"] for p in info["validation_curve"]] == [0.0, 0.05]
+    rows = {r["attack"]: r for r in qnad["attacks"]}
+    assert rows["noiseless-fgsm"]["threat"] == "transfer" and rows["noiseless-fgsm"]["status"] == "ok"
+    assert qnad["worst_case"][0]["robust"]["mean"] <= min(r["robust"]["mean"] for r in rows.values())
+
+
+def test_qnad_level_given_skips_selection(tmp_path):
+    summary, _ = run(tmp_path, "qnad", {**CHEAP, "level": 0.05})
+    info = summary["training"]["defense_info"][0]
+    assert info["selected_on"] == "given" and info["level"] == 0.05
+    assert info["crosstalk"]["n_selected"] > 0
