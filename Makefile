@@ -15,10 +15,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) --upgrade "pip>=23" "setuptools>=68" wheel
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
+	rm -rf qbench.egg-info  # a setuptools by-product that would shadow the installed entry points
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) -e '.[test]'
+	rm -rf qbench.egg-info
 	touch $@
 
 install: $(VENV)/.installed

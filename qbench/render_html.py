@@ -23,7 +23,9 @@ figure{margin:0}figcaption{font-size:13px;color:#555}
 
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    # no date and a fixed id salt: the page must be a pure function of the entries
+    with plt.rc_context({"svg.hashsalt": "qbench"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]

@@ -17,9 +17,11 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
     """Run ``qbench ARGS`` in a subprocess with this interpreter; returns the completed process."""
     full_env = {k: v for k, v in os.environ.items() if k != "QBENCH_PLUGINS"}
     full_env.update(env or {})
+    # the console script, as a user runs it (``python -m`` would put the checkout on sys.path, where a
+    # setuptools build by-product could shadow the installed metadata)
+    script = Path(sys.executable).with_name("qbench")
     return subprocess.run(
-        [sys.executable, "-m", "qbench.cli", *args], capture_output=True, text=True, env=full_env,
-        timeout=timeout, cwd=cwd or ROOT,
+        [str(script), *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT,
     )
 
 

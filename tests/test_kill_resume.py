@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 ARGS = [
     "evaluate", "--defense", "none", "--json", "--epochs", "3", "--seeds", "2", "--n-test", "60",
@@ -31,7 +32,7 @@ def count_cells(path):
 def test_sigkill_midway_then_resume(tmp_path, cli):
     killed = tmp_path / "killed.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qbench.cli", *ARGS, "--store", str(killed)],
+        [str(Path(sys.executable).with_name("qbench")), *ARGS, "--store", str(killed)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300

@@ -1,0 +1,86 @@
+"""The leaderboard pipeline for real on a tiny grid: run, build (schema-valid entries), render, verify."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qbench import entry as entry_mod
+from qbench.errors import UsageError
+from qbench.leaderboard import rendered_files
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["--track", "qnn", "--board", "moons-qnn-angle", "--defense", "none", "--defense", "gaussian_augmentation",
+        "--seeds", "1", "--epochs", "3", "--n-test", "40", "--no-sweep"]
+
+
+def cli_run(*args):
+    from conftest import run_cli
+
+    return run_cli(*args)
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lb")
+    store, out = tmp / "s.sqlite", tmp / "leaderboards"
+    early = cli_run("leaderboard", "build", *GRID, "--store", str(store), "--out", str(out))
+    assert early.returncode == 2 and "no qbench store" in early.stderr  # build never computes
+    run = cli_run("leaderboard", "run", *GRID, "--store", str(store))
+    assert run.returncode == 0, run.stderr
+    build = cli_run("leaderboard", "build", *GRID, "--store", str(store), "--out", str(out), "--json")
+    assert build.returncode == 0, build.stderr
+    return out
+
+
+def test_entries_are_schema_valid_and_ranked(board):
+    paths = sorted((board / "qnn" / "moons-qnn-angle").glob("*.json"))
+    assert [p.stem for p in paths] == ["gaussian_augmentation", "none"]
+    entries = {p.stem: entry_mod.load(p) for p in paths}
+    ga = entries["gaussian_augmentation"]
+    assert ga["undefended"]["robust"] == entries["none"]["robust"]
+    assert ga["robust"]["mean"] <= ga["clean"]["mean"]
+    assert ga["paper_protocol"]["attack"] == "bim[n_eot=1]"
+    assert ga["defense"]["distribution"] == "qbench"
+    assert ga["provenance"]["packages"]["torch"].startswith("2.13")
+    assert {c["kind"] for c in ga["cells"]} == {"clean", "attack"}
+    readme = (board / "qnn" / "moons-qnn-angle" / "README.md").read_text()
+    assert "| defense" in readme and "gaussian_augmentation" in readme
+
+
+def test_rendered_pages_match_the_entries(board):
+    for path, text in rendered_files(board).items():
+        assert path.read_text() == text, f"{path} drifted from its entries"
+    html = (board / "html" / "moons-qnn-angle.html").read_text()
+    assert "<svg" in html
+    # self-contained: nothing loaded from elsewhere (XML namespace URIs are names, not loads)
+    for external in ('src="http', "src='http", "<link", "url(http", "<script"):
+        assert external not in html
+
+
+def test_schema_rejects_a_broken_entry(board, tmp_path):
+    entry = json.loads((board / "qnn" / "moons-qnn-angle" / "none.json").read_text())
+    entry["clean"]["mean"] = "98%"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(entry))
+    with pytest.raises(UsageError, match="clean/mean"):
+        entry_mod.load(bad)
+    proc = cli_run("verify", str(bad))
+    assert proc.returncode == 2 and "fails the entry schema" in proc.stderr
+
+
+def test_verify_passes_and_catches_an_edited_number(board, tmp_path):
+    path = board / "qnn" / "moons-qnn-angle" / "gaussian_augmentation.json"
+    ok = cli_run("verify", str(path), "--sample", "2", "--json")
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["ok"] and report["identical"] == 2
+
+    entry = json.loads(path.read_text())
+    target = next(c for c in entry["cells"] if c["kind"] == "clean")
+    target["accuracy"] = max(0.0, target["accuracy"] - 0.3)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(entry))
+    bad = cli_run("verify", str(edited), "--sample", "40")
+    assert bad.returncode == 1
+    assert "seed 0 clean" in bad.stderr and "DISAGREES" in bad.stderr
