@@ -65,25 +65,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qbench {qbench.__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    ev = sub.add_parser("evaluate", parents=[common], help="train and attack one defense, next to the undefended model")
-    ev.add_argument("--defense", required=True, help="defense name (qbench plugins lists them)")
-    ev.add_argument("--track", choices=TRACKS, default=None, help="leaderboard track (default: qnn)")
-    ev.add_argument("--dataset", help="dataset name (default: the track's)")
-    ev.add_argument("--model", help="model name (default: the track's)")
-    ev.add_argument("--attack", action="append", dest="attacks", metavar="NAME", help="attack (repeatable)")
-    ev.add_argument("--epsilon", action="append", dest="epsilons", type=_epsilon, metavar="E", help="repeatable")
-    ev.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (0..N-1; default 3)")
-    ev.add_argument("--epochs", type=_positive_int, help="override the dataset's training epochs")
-    ev.add_argument("--n-test", type=_positive_int, help="evaluate on the first N test examples only")
-    ev.add_argument("--n-eot", type=_positive_int, default=20, help="EOT samples per gradient (stochastic models)")
-    ev.add_argument("--n-repeat", type=_positive_int, default=5, help="repetitions of a stochastic prediction")
-    ev.add_argument("--device", dest="quantum_device", help="PennyLane device to run circuits on instead of the engine")
-    ev.add_argument("--data-dir", type=Path, default=None, help="folder with data files (default $QBENCH_DATA)")
-    ev.add_argument("--store", type=Path, default=None, help="result store (default $QBENCH_STORE or user cache)")
+    protocol = _Parser(add_help=False)
+    protocol.add_argument("--defense", required=True, help="defense name (qbench plugins lists them)")
+    protocol.add_argument("--track", choices=TRACKS, default=None, help="leaderboard track (default: qnn)")
+    protocol.add_argument("--dataset", help="dataset name (default: the track's)")
+    protocol.add_argument("--model", help="model name (default: the track's)")
+    protocol.add_argument("--attack", action="append", dest="attacks", metavar="NAME", help="attack (repeatable)")
+    protocol.add_argument("--epsilon", action="append", dest="epsilons", type=_epsilon, metavar="E", help="repeatable")
+    protocol.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (0..N-1; default 3)")
+    protocol.add_argument("--epochs", type=_positive_int, help="override the dataset's training epochs")
+    protocol.add_argument("--n-test", type=_positive_int, help="evaluate on the first N test examples only")
+    protocol.add_argument("--n-eot", type=_positive_int, default=20, help="EOT samples per gradient (stochastic models)")
+    protocol.add_argument("--n-repeat", type=_positive_int, default=5, help="repetitions of a stochastic prediction")
+    protocol.add_argument("--device", dest="quantum_device", help="PennyLane device to run circuits on instead of the engine")
+    protocol.add_argument("--data-dir", type=Path, default=None, help="folder with data files (default $QBENCH_DATA)")
+    protocol.add_argument("--store", type=Path, default=None, help="result store (default $QBENCH_STORE or user cache)")
     for kind in ("dataset", "model", "defense"):
-        ev.add_argument(f"--{kind}-option", action="append", metavar="KEY=VALUE", help=f"{kind} config option")
-    ev.add_argument("--attack-option", action="append", metavar="ATTACK.KEY=VALUE", help="attack config option")
+        protocol.add_argument(f"--{kind}-option", action="append", metavar="KEY=VALUE", help=f"{kind} config option")
+    protocol.add_argument("--attack-option", action="append", metavar="ATTACK.KEY=VALUE", help="attack config option")
+
+    ev = sub.add_parser("evaluate", parents=[common, protocol], help="train and attack one defense, next to the undefended model")
     ev.add_argument("--no-baseline", action="store_true", help="skip the undefended comparison")
+
+    sw = sub.add_parser(
+        "sweep", parents=[common, protocol],
+        help="evaluate a defense over the values of one of its options (e.g. qnad's crosstalk level) on the test split",
+    )
+    sw.add_argument("--option", required=True, help="the defense option to sweep")
+    sw.add_argument("--values", required=True, help="comma-separated values")
 
     pl = sub.add_parser("plugins", parents=[common], help="list every registered dataset, model, defense, attack")
     pl.add_argument("--kind", choices=("dataset", "model", "defense", "attack"))
@@ -185,8 +194,13 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench evaluate``: the defense and (unless --no-baseline) the undefended model, same protocol."""
     registry = _registry(err)
     plans = [_plan(args, registry, args.defense, parse_assignments(args.defense_option, "--defense-option"))]
-    if args.defense != "none" and not args.no_baseline:
-        plans.append(_plan(args, registry, "none", {}))
+    if not args.no_baseline:
+        track = plans[0].track
+        for other in type(plans[0].defense).compare_with:
+            if other in registry.names("defense") and track in registry.get("defense", other).tracks:
+                plans.append(_plan(args, registry, other, {}))
+        if args.defense != "none":
+            plans.append(_plan(args, registry, "none", {}))
     data_dir = _data_dir(args)
     reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
     with Store.open(args.store or default_store_path()) as store:
@@ -197,11 +211,14 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
         summaries = [summarize(runner.run(plan, data)) for plan in plans]
     for summary in summaries:
         add_paper_protocol(summary, DEFAULTS[summary["track"]].paper_protocol)
-    if len(summaries) == 2:
-        compare(summaries[0], summaries[1])
+    undefended = summaries[-1] if len(summaries) > 1 and summaries[-1]["defense"]["name"] == "none" else None
+    if undefended is not None:
+        for summary in summaries[:-1]:
+            compare(summary, undefended)
     report = {"qbench": qbench.__version__, "store": str(store.path), "defense": summaries[0]}
-    if len(summaries) == 2:
-        report["undefended"] = summaries[1]
+    report["comparisons"] = summaries[1:-1] if undefended is not None else summaries[1:]
+    if undefended is not None:
+        report["undefended"] = undefended
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -241,6 +258,14 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         table.add_row(escape(f"{row['attack']} ε={row['epsilon']:g}"), *[escape(c) for c in cells])
     for i, row in enumerate(first["worst_case"]):
         table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
+    for i, row in enumerate(first["worst_case"]):
+        cells = []
+        for s in summaries:
+            improvements = s.get("relative_improvement") or []
+            value = improvements[i]["relative_improvement_percent"] if i < len(improvements) else None
+            cells.append("—" if value is None else f"{value:+.0f}%")
+        if any(c != "—" for c in cells):
+            table.add_row(f"vs undefended, worst case ε={row['epsilon']:g}", *cells)
     if first.get("paper_protocol"):
         p = first["paper_protocol"]
         table.add_row(escape(f"paper protocol ({p['attack']} ε={p['epsilon']:g})"), *[_fmt((s.get("paper_protocol") or {}).get("robust")) for s in summaries])
@@ -377,7 +402,45 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0 if report.ok else 1
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "leaderboard": cmd_leaderboard}
+def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench sweep``: one defense option over a list of values, every attack's accuracy per value.
+
+    These are curves on the test split (the seed papers' figures), for reading, not for choosing a value:
+    a defense that tunes itself (qnad's level) does so on validation data.
+    """
+    registry = _registry(err)
+    values = [v.strip() for v in args.values.split(",") if v.strip()]
+    if not values:
+        raise UsageError("--values needs at least one value")
+    base = parse_assignments(args.defense_option, "--defense-option")
+    plans = [_plan(args, registry, args.defense, {**base, args.option: v}) for v in values]
+    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    with Store.open(args.store or default_store_path()) as store:
+        runner = Runner(store, data_dir=_data_dir(args), reporter=reporter)
+        data = runner.load_data(plans[0].dataset)
+        rows = []
+        for value, plan in zip(values, plans):
+            summary = summarize(runner.run(plan, data))
+            rows.append({"value": value, "clean": summary["clean"], "attacks": summary["attacks"],
+                         "worst_case": summary["worst_case"], "defense_info": summary["training"]["defense_info"]})
+    if args.json:
+        print(json.dumps({"defense": args.defense, "option": args.option, "rows": rows}, indent=2))
+        return 0
+    table = Table(title=f"{args.defense}: accuracy vs {args.option} (test split)")
+    table.add_column(args.option)
+    table.add_column("clean", justify="right")
+    labels = [f"{a['attack']} ε={a['epsilon']:g}" for a in rows[0]["attacks"]]
+    for label in labels:
+        table.add_column(escape(label), justify="right")
+    table.add_column("worst case", justify="right")
+    for row in rows:
+        cells = [_fmt(a["robust"]) if a["status"] == "ok" else a["status"] for a in row["attacks"]]
+        table.add_row(escape(row["value"]), _fmt(row["clean"]), *cells, _fmt(row["worst_case"][0]["robust"]))
+    out.print(table)
+    return 0
+
+
+COMMANDS = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "leaderboard": cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,9 @@ class Defense(Component):
     #: True when ``prepare`` and ``fit`` are the standard ones (the defense acts only in ``deploy`` and
     #: ``predict``): the runner then shares the trained weights with every other such defense
     standard_training: ClassVar[bool] = False
+    #: other defenses ``qbench evaluate`` shows next to this one (besides the undefended model), e.g. the
+    #: ablation it builds on
+    compare_with: ClassVar[tuple[str, ...]] = ()
 
     def prepare(self, model: torch.nn.Module, ctx: "Context") -> torch.nn.Module:
         """Change the architecture (noise layers, channels, a hardware mapping). Default: unchanged."""

@@ -112,3 +112,16 @@ def test_plugins_json_lists_builtins_with_distribution(cli):
         assert items[key]["distribution"] == "qbench"
     assert items[("model", "qnn")]["config"]["n_layers"] == 10
     assert items[("dataset", "moons")]["config"] == {"n_samples": 1000, "noise": 0.03, "test_fraction": 0.2, "split_seed": 0}
+
+
+def test_sweep_runs_one_option_over_values(cli, store_path):
+    proc = cli(
+        "sweep", "--defense", "gaussian_augmentation", "--option", "sigma", "--values", "0.05,0.5", "--attack", "fgsm",
+        *FAST, "--json", "--store", str(store_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["rows"]
+    assert [r["value"] for r in rows] == ["0.05", "0.5"]
+    assert [r["defense_info"][0]["sigma"] for r in rows] == [0.05, 0.5]
+    bad = cli("sweep", "--defense", "gaussian_augmentation", "--option", "sigmaa", "--values", "1", "--store", str(store_path))
+    assert "unknown option 'sigmaa'" in one_line_error(bad, 2)

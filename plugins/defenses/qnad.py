@@ -57,6 +57,7 @@ class QNAD(Defense):
     version = "1"
     tracks = ("mapped-dnn",)
     standard_training = True
+    compare_with = ("intrinsic_noise",)
     Config = QNADConfig
 
     def deploy(self, model, data, ctx):

@@ -81,3 +81,29 @@ def test_gaussian_augmentation_doubles_the_training_set():
 
     REGISTRY.create("defense", "gaussian_augmentation", {"ratio": 1.0}).fit(Spy(), data, TrainingSchedule(1, 0.01, 1000), context(data))
     assert seen == [80]
+
+
+@pytest.mark.parametrize("model_name", ["qnn", "qcnn"])
+@pytest.mark.parametrize("encoding", ["amplitude", "angle"])
+def test_circuit_models_follow_the_contract(model_name, encoding):
+    from qbench.testing import check_model
+
+    data = tiny_split(n_features=8 if encoding == "angle" else 16)
+    options = {"encoding": encoding}
+    cls = REGISTRY.get("model", model_name)
+    model = cls.from_options(options).build(data, context(data))
+    x = data.x_test[:6].clone().requires_grad_(True)
+    logits = model(x)
+    assert logits.shape == (6, 2) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, data.y_test[:6]).backward()
+    assert x.grad.abs().sum() > 0 and all(p.grad is not None for p in model.parameters())
+    check_model(cls)
+
+
+def test_qcnn_pools_down_to_the_readout_and_takes_noise_layers():
+    data = tiny_split(n_features=256)
+    model = REGISTRY.create("model", "qcnn").build(data, context(data))
+    assert model.n_wires == 8 and model.n_layers == 3  # 8 -> 4 -> 2 -> 1 qubits
+    defense = REGISTRY.create("defense", "noise_layer")
+    model = defense.prepare(model, context(data))
+    assert len(defense.describe(model)["beta"]) == 3  # one beta per quantum convolution
