@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-FAST = ["--epochs", "3", "--seeds", "1", "--n-test", "60"]
+FAST = ["--epochs", "3", "--seeds", "1", "--n-test", "60", "--attack", "fgsm"]
 
 
 def digest(path):

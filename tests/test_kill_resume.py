@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ARGS = [
-    "evaluate", "--defense", "none", "--json", "--epochs", "3", "--seeds", "2", "--n-test", "60",
+    "evaluate", "--defense", "none", "--json", "--epochs", "3", "--seeds", "2", "--n-test", "60", "--attack", "fgsm",
     "--epsilon", "0.05", "--epsilon", "0.1", "--epsilon", "0.15", "--epsilon", "0.2", "--epsilon", "0.3",
 ]
 EXPECTED_CELLS = 2 * (1 + 5)
