@@ -84,3 +84,11 @@ def test_verify_passes_and_catches_an_edited_number(board, tmp_path):
     bad = cli_run("verify", str(edited), "--sample", "40")
     assert bad.returncode == 1
     assert "seed 0 clean" in bad.stderr and "DISAGREES" in bad.stderr
+
+
+def test_committed_leaderboards_are_valid_and_match_their_entries():
+    out = ROOT / "leaderboards"
+    files = rendered_files(out)  # loads (and schema-validates) every committed entry
+    assert files, "no committed entries"
+    for path, text in files.items():
+        assert path.exists() and path.read_text() == text, f"{path} drifted from the entries: run qbench leaderboard render"

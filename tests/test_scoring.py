@@ -38,3 +38,23 @@ def test_single_seed_uses_wilson():
 def test_relative_improvement():
     assert relative_improvement(0.6, 0.2) == pytest.approx(200.0)
     assert relative_improvement(0.6, 0.0) is None
+
+
+def test_worst_case_monotonicity_compares_like_with_like():
+    from qbench.checks import run_checks
+
+    def est(v):
+        return {"mean": v}
+
+    summary = {
+        "n_test": 1000,
+        "attacks": [],
+        "worst_case": [
+            {"epsilon": 0.1, "robust": est(0.30), "attacks": ["fgsm", "pgd"]},
+            {"epsilon": 0.15, "robust": est(0.10), "attacks": ["apgd-ce", "fgsm", "nes", "pgd"]},
+            {"epsilon": 0.2, "robust": est(0.20), "attacks": ["fgsm", "pgd"]},
+        ],
+    }
+    assert run_checks(summary, {}) == []  # 0.15 has the full suite: not comparable with 0.1 / 0.2
+    summary["worst_case"][2]["robust"] = est(0.40)  # but 0.2 rising above 0.1 with the same attacks is flagged
+    assert [f.check for f in run_checks(summary, {})] == ["monotone"]
