@@ -270,7 +270,7 @@ def parse(ops: Sequence[qml.operation.Operator], n_wires: int) -> Circuit:
             group_order.append(g)
             for f in range(n_feat):
                 pending.append((g, f, wires[f]))
-                items.append(None)  # placeholder, resolved once rows are known
+                items.append(None)  # filled in below, once the parameter rows are known
             continue
         if _is_channel(op):
             items.append(Channel(wires, i, op.name))

@@ -46,7 +46,7 @@ def lower(items: Sequence[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
     for item in items:
         if isinstance(item, Channel):
             if len(item.wires) != 1:
-                raise NotImplementedError(f"trajectories support single-qubit channels only, got {item.name}")
+                raise ValueError(f"trajectories support single-qubit channels only, got {item.name} (use method=\"density\")")
             if item.name in gates.PAULI_CHANNELS:
                 out.append(Pauli(item.wires[0], len(points)))
                 points.append((item.op_index, item.name))
