@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,7 +60,10 @@ class SurrogateCNN(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.reshape(x.shape[0], *self.view))
+        with warnings.catch_warnings():
+            # torch notes that "same" padding with even kernels copies the input; that is expected here
+            warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+            return self.net(x.reshape(x.shape[0], *self.view))
 
 
 @dataclass(frozen=True)
