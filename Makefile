@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip install -q -c constraints.txt
 
-.PHONY: demo test install install-test benchmarks clean
+.PHONY: demo test install install-test benchmarks clean chromium
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/qbench evaluate --defense none
 
-test: install-test
+# Debian's chromium renders the leaderboard page in a test; without root or apt the test skips.
+chromium:
+	-command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1
+
+test: install-test chromium
 	$(PY) -m pytest
 
 benchmarks: install

@@ -1,6 +1,8 @@
 """The leaderboard pipeline for real on a tiny grid: run, build (schema-valid entries), render, verify."""
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,21 @@ def test_committed_leaderboards_are_valid_and_match_their_entries():
     assert files, "no committed entries"
     for path, text in files.items():
         assert path.exists() and path.read_text() == text, f"{path} drifted from the entries: run qbench leaderboard render"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it when it can)")
+def test_committed_board_page_renders_in_headless_chromium(tmp_path):
+    page = next((ROOT / "leaderboards" / "html").glob("*-*.html"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'id="ranking"' in dom.stdout and "<svg" in dom.stdout and "robust accuracy" in dom.stdout
+    shot = tmp_path / "board.png"
+    proc = subprocess.run([CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000
