@@ -207,8 +207,11 @@ class Runner:
         train_key = config_hash(train_spec)
         cells = self._cells_of(plan, train_key)
         missing = [c for c in cells if not self.store.has_cell(c[0])]
-        if missing and not self.compute:
-            raise MissingCells(f"{len(missing)} of {len(cells)} cells of {plan.defense.name} seed {seed} are not in the store")
+        if not self.compute:
+            absent = [c for c in missing if self.store.get_cell(c[0]) is None]  # failed cells are results too
+            if absent:
+                raise MissingCells(f"{len(absent)} of {len(cells)} cells of {plan.defense.name} seed {seed} are not in the store")
+            missing = []
         training = self.store.get_training(train_key)
         model = None
         if missing:

@@ -72,8 +72,13 @@ class Square(Attack):
         data = ctx.data
         shape = tuple(x.shape[1:])
         view = image_shape(shape)
-        if min(view[1:]) < 4:
-            raise AttackSkipped(f"square needs image-like input of at least 4x4; inputs here have shape {shape}")
+        # ART's first square side is round(sqrt(p_init * H * W)); it must be smaller than the image
+        first_side = round(math.sqrt(self.config.p_init * view[1] * view[2]))
+        if min(view[1:]) < 4 or first_side >= min(view[1:]):
+            raise AttackSkipped(
+                f"square needs image-like input larger than its first {first_side}x{first_side} square "
+                f"(and at least 4x4); inputs here have shape {shape}"
+            )
         if data.domain.kind == "box":
             bounds = (data.domain.low, data.domain.high)
         elif data.domain.kind == "sphere":
