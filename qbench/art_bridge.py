@@ -8,6 +8,7 @@ every forward draws fresh noise per example.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,21 @@ from art.estimators.classification import PyTorchClassifier
 from art.metrics.gradient_check import loss_gradient_check
 
 from qbench.model import is_stochastic
+
+
+@dataclass(frozen=True)
+class EOTOption:
+    """Config mix-in for gradient attacks: EOT samples per gradient on a stochastic model.
+
+    ``None`` takes the run's ``--n-eot``; ``1`` gives the plain single-sample gradient a paper's own
+    protocol may have used. Subclasses that define ``validate`` call ``super().validate()``.
+    """
+
+    n_eot: int | None = None
+
+    def validate(self) -> None:
+        if self.n_eot is not None and self.n_eot < 1:
+            raise ValueError("n_eot must be >= 1")
 
 if TYPE_CHECKING:
     from qbench.context import Context

@@ -25,6 +25,7 @@ from qbench.errors import ConfigError, QBenchError, UsageError
 from qbench.grid import add_probe
 from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
+from qbench.render_markdown import pct
 from qbench.runner import Plan, Runner
 from qbench.store import Store, default_store_path
 from qbench.summary import add_paper_protocol, compare, summarize
@@ -230,12 +231,7 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _fmt(est: dict | None) -> str:
-    if est is None:
-        return "—"
-    text = f"{100 * est['mean']:.1f}%"
-    if est["n_seeds"] > 1:
-        text += f" ± {100 * est['std']:.1f}"
-    return text + f" [{100 * est['ci_low']:.1f}, {100 * est['ci_high']:.1f}]"
+    return pct(est, unit="%")
 
 
 def _print_evaluation(out: Console, summaries: list[dict]) -> None:

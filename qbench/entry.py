@@ -16,6 +16,7 @@ import jsonschema
 import qbench
 from qbench.errors import UsageError
 from qbench.hashing import config_hash
+from qbench.scoring import relative_improvement
 
 SCHEMA_VERSION = 1
 #: packages whose versions go into every entry's provenance
@@ -112,8 +113,7 @@ def build_entry(
     improvement = None
     if undefended is not None:
         base = {"clean": undefended["clean"], "robust": at(undefended["worst_case"], epsilon)}
-        if base["robust"]["mean"] > 0:
-            improvement = 100.0 * (robust["mean"] - base["robust"]["mean"]) / base["robust"]["mean"]
+        improvement = relative_improvement(robust["mean"], base["robust"]["mean"])
     defense = dict(summary["defense"])
     defense.update(
         plugin=registered.get("plugin", ""), distribution=registered.get("distribution", ""),

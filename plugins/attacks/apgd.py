@@ -16,22 +16,20 @@ from art.attacks.evasion import AutoProjectedGradientDescent
 
 import qbench
 from qbench import Attack, AttackSkipped
-from qbench.art_bridge import art_classifier, eot_estimator_like, to_numpy_inputs
+from qbench.art_bridge import EOTOption, art_classifier, eot_estimator_like, to_numpy_inputs
 
 
 @dataclass(frozen=True)
-class APGDConfig:
+class APGDConfig(EOTOption):
     """AutoAttack's settings for APGD: 100 iterations, one restart; step size adapts by itself."""
 
     steps: int = 100
     restarts: int = 1
-    n_eot: int | None = None
 
     def validate(self) -> None:
+        super().validate()
         if self.steps < 1 or self.restarts < 1:
             raise ValueError("steps and restarts must be >= 1")
-        if self.n_eot is not None and self.n_eot < 1:
-            raise ValueError("n_eot must be >= 1")
 
 
 class _APGD(Attack):

@@ -16,7 +16,7 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_n
 
 import qbench
 from qbench import Attack
-from qbench.art_bridge import art_classifier, to_numpy_inputs, with_domain
+from qbench.art_bridge import EOTOption, art_classifier, to_numpy_inputs, with_domain
 
 
 def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, decay=None, eot=None):
@@ -30,19 +30,16 @@ def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, deca
 
 
 @dataclass(frozen=True)
-class BIMConfig:
+class BIMConfig(EOTOption):
     """The seed paper's protocol: 3 iterations of step 0.05 (Huang & Zhang 2023, section 4.1)."""
 
     steps: int = 3
     step_size: float = 0.05
-    #: EOT samples per gradient on a stochastic model; None = the run's --n-eot; 1 = the plain gradient
-    n_eot: int | None = None
 
     def validate(self) -> None:
+        super().validate()
         if self.steps < 1 or self.step_size <= 0:
             raise ValueError("steps must be >= 1 and step_size > 0")
-        if self.n_eot is not None and self.n_eot < 1:
-            raise ValueError("n_eot must be >= 1")
 
 
 class BIM(Attack):
@@ -62,19 +59,17 @@ class BIM(Attack):
 
 
 @dataclass(frozen=True)
-class PGDConfig:
+class PGDConfig(EOTOption):
     """Madry-style PGD: random start, ``steps`` steps of ``step_fraction * epsilon``, ``restarts`` starts."""
 
     steps: int = 40
     step_fraction: float = 0.1
     restarts: int = 1
-    n_eot: int | None = None
 
     def validate(self) -> None:
+        super().validate()
         if self.steps < 1 or self.step_fraction <= 0 or self.restarts < 1:
             raise ValueError("steps and restarts must be >= 1 and step_fraction > 0")
-        if self.n_eot is not None and self.n_eot < 1:
-            raise ValueError("n_eot must be >= 1")
 
 
 class PGD(Attack):
@@ -97,18 +92,16 @@ class PGD(Attack):
 
 
 @dataclass(frozen=True)
-class MIMConfig:
+class MIMConfig(EOTOption):
     """Momentum iterative method: ``steps`` steps of epsilon/steps with momentum ``decay`` (Dong et al. 2018)."""
 
     steps: int = 10
     decay: float = 1.0
-    n_eot: int | None = None
 
     def validate(self) -> None:
+        super().validate()
         if self.steps < 1 or self.decay < 0:
             raise ValueError("steps must be >= 1 and decay >= 0")
-        if self.n_eot is not None and self.n_eot < 1:
-            raise ValueError("n_eot must be >= 1")
 
 
 class MIM(Attack):
