@@ -37,8 +37,8 @@ BOARDS: dict[str, tuple[Board, ...]] = {
         Board(QNN, "moons-qnn-amplitude", "moons", "qnn", model_options={"encoding": "amplitude"}),
         Board(QNN, "moons-qnn-angle", "moons", "qnn", model_options={"encoding": "angle"}),
         Board(QNN, "ising-qnn", "ising", "qnn"),
-        Board(QNN, "mnist-1v9-qnn", "mnist-1v9", "qnn"),
-        Board(QNN, "mnist-1v9-qcnn", "mnist-1v9", "qcnn"),
+        Board(QNN, "mnist-1v9-qnn", "mnist-1v9", "qnn", n_test=200),
+        Board(QNN, "mnist-1v9-qcnn", "mnist-1v9", "qcnn", n_test=200),
     ),
     MAPPED_DNN: (
         Board(MAPPED_DNN, "mnist-lenet", "mnist", "lenet", n_test=1000),

@@ -29,6 +29,11 @@ from .circuit import G1, Dense, Mono, Pauli, Ref
 GEMM_COST = {2: 110.0, 4: 36.0, 8: 30.0, 16: 40.0, 32: 70.0, 64: 160.0, 128: 320.0}
 GATHER_COST = 20.0
 OP_OVERHEAD = 10.0
+# A chunk with per-example gates (noise drawn per example, batched inputs) also builds one d x d Kronecker
+# product per example, and differentiates through it in training: cost per 16k built entries, measured
+# like GEMM_COST (forward + backward). Without this term the partition picks d = 16 chunks whose
+# per-example products cost more than the GEMMs they save (noise-layer training was 1.8x slower).
+KRON_COST = 150.0
 MAX_CHUNK = 7
 
 
@@ -104,9 +109,11 @@ def partition(gated: set[int], batched: set[int], n: int, amps: int) -> list[tup
             seg = range(i - k, i)
             if any(w in gated for w in seg):
                 gemm = GEMM_COST.get(2**k, 2.0 ** k * 2.0)
+                kron = 0.0
                 if any(w in batched for w in seg):
                     gemm *= 1.3
-                cost = 2 * OP_OVERHEAD + scale * (gemm + GATHER_COST)
+                    kron = KRON_COST * 4.0**k / 2.0**n
+                cost = 2 * OP_OVERHEAD + scale * (gemm + GATHER_COST + kron)
             else:
                 cost = 0.0
             if best[i - k] + cost < best[i]:
