@@ -174,9 +174,10 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
     schedule = type(dataset).training
     if args.epochs:
         schedule = TrainingSchedule(args.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
+    epsilons = list(dict.fromkeys(args.epsilons or type(dataset).epsilons or defaults.epsilons))
     return Plan(
-        track=track, dataset=dataset, model=model, defense=defense, attacks=attacks,
-        epsilons=list(dict.fromkeys(args.epsilons or type(dataset).epsilons or defaults.epsilons)), seeds=list(range(args.seeds)),
+        track=track, dataset=dataset, model=model, defense=defense.at_threat(max(epsilons)), attacks=attacks,
+        epsilons=epsilons, seeds=list(range(args.seeds)),
         schedule=schedule, n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
         quantum_device=args.quantum_device,
     )

@@ -25,6 +25,9 @@ class Component:
     tracks: ClassVar[tuple[str, ...]] = ()
     #: a frozen dataclass whose defaults are the paper protocol
     Config: ClassVar[type] = NoConfig
+    #: per track, options that replace ``Config``'s defaults there (a user's options still win), for a
+    #: component whose protocol differs between tracks
+    track_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is None:
@@ -34,9 +37,10 @@ class Component:
         self.config = config
 
     @classmethod
-    def from_options(cls, options: dict[str, Any] | None = None) -> "Component":
-        """Build with ``options`` (strings allowed, coerced by type) over the defaults."""
-        return cls(build_config(cls.Config, options, f"{cls.kind} {cls.name}"))
+    def from_options(cls, options: dict[str, Any] | None = None, track: str | None = None) -> "Component":
+        """Build with ``options`` (strings allowed, coerced by type) over the (track's) defaults."""
+        merged = {**cls.track_defaults.get(track, {}), **(options or {})} if track else options
+        return cls(build_config(cls.Config, merged, f"{cls.kind} {cls.name}"))
 
     def config_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict."""

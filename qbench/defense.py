@@ -56,6 +56,15 @@ class Defense(Component):
         with torch.no_grad():
             return model(x).argmax(dim=1)
 
+    def at_threat(self, epsilon: float) -> "Defense":
+        """This defense configured for an evaluation at radius ``epsilon`` (the plan's largest).
+
+        Called when a plan is made, so the result is part of the training's cache key. Defenses whose
+        training depends on the threat model (adversarial training "at the evaluation epsilon") return a
+        copy with that filled in. Default: unchanged.
+        """
+        return self
+
     def describe(self, model: torch.nn.Module) -> dict[str, Any]:
         """Facts about the trained defense worth storing with the result (e.g. learned noise scales)."""
         return {}

@@ -92,7 +92,7 @@ def board_plan(
     epsilons = list(type(dataset).epsilons or defaults.epsilons)
     return Plan(
         track=board.track, dataset=dataset, model=model,
-        defense=registry.create("defense", defense, defense_options or {}, board.track),
+        defense=registry.create("defense", defense, defense_options or {}, board.track).at_threat(max(epsilons)),
         attacks=suite, epsilons=epsilons, seeds=list(seeds), schedule=schedule, n_eot=n_eot, n_repeat=n_repeat,
         n_test=board.n_test, sweep_attacks=curves if sweep else [],
         sweep_epsilons=list(type(dataset).sweep or defaults.sweep) if sweep else [],

@@ -161,7 +161,7 @@ class Registry:
         cls = self.get(kind, name)
         if track is not None and track not in cls.tracks:
             raise UsageError(f"{kind} {name!r} does not support track {track!r} (it supports: {', '.join(cls.tracks)})")
-        return cls.from_options(options)
+        return cls.from_options(options, track)
 
 
 def load_registry(extra_plugins: list[tuple[str, object]] | None = None) -> Registry:

@@ -2,8 +2,9 @@
 
 At every epoch, BIM adversarial examples of the whole training set are generated against the current
 model, and the model is trained for that epoch on the clean and adversarial examples together (seed paper
-section 4.1, "Baseline"). On the mapped-DNN track the same defense is Madry-style PGD training: a random
-start and more steps (``random_start=true``, ``steps=10``, ``step_size=0.01`` for images in [0, 1]).
+section 4.1, "Baseline"). On the mapped-DNN track the same defense is PGD training in the style of Madry et
+al. 2018: a random start, 10 steps of 2.5 * epsilon / 10, at the evaluation's epsilon (0.1 on MNIST, 8/255
+on CIFAR) — ``epsilon`` and ``step_size`` left empty (None) are filled in from the plan's threat model.
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from qbench.training import bim_examples, make_optimizer, train
 
 @dataclass(frozen=True)
 class AdversarialTrainingConfig:
-    """Defaults: Lu et al. / Huang & Zhang's baseline: BIM, epsilon 0.15, 3 steps of 0.05, no random start."""
+    """Defaults: Lu et al. / Huang & Zhang's baseline: BIM, epsilon 0.15, 3 steps of 0.05, no random start.
 
-    epsilon: float = 0.15
+    ``epsilon=None`` trains at the evaluation's largest epsilon; ``step_size=None`` is Madry et al.'s
+    2.5 * epsilon / steps.
+    """
+
+    epsilon: float | None = 0.15
     steps: int = 3
-    step_size: float = 0.05
+    step_size: float | None = 0.05
     random_start: bool = False
 
     def validate(self) -> None:
-        if self.epsilon < 0 or self.steps < 1 or self.step_size <= 0:
+        if (self.epsilon is not None and self.epsilon < 0) or self.steps < 1 or (
+            self.step_size is not None and self.step_size <= 0
+        ):
             raise ValueError("epsilon >= 0, steps >= 1 and step_size > 0 are required")
 
 
@@ -39,9 +46,18 @@ class AdversarialTraining(Defense):
     version = "1"
     tracks = ("qnn", "mapped-dnn")
     Config = AdversarialTrainingConfig
+    track_defaults = {"mapped-dnn": {"epsilon": None, "step_size": None, "steps": 10, "random_start": True}}
+
+    def at_threat(self, epsilon: float) -> "AdversarialTraining":
+        c = self.config
+        eps = epsilon if c.epsilon is None else c.epsilon
+        step = 2.5 * eps / c.steps if c.step_size is None else c.step_size
+        return type(self)(replace(c, epsilon=eps, step_size=step))
 
     def fit(self, model, data, schedule, ctx):
         c = self.config
+        if c.epsilon is None or c.step_size is None:
+            raise ValueError("adversarial_training: epsilon/step_size unset (the plan fills them from its epsilons)")
         one_epoch = TrainingSchedule(1, schedule.lr, schedule.batch_size, schedule.optimizer)
         optimizer = make_optimizer(model, schedule)  # one optimiser, so Adam's moments carry across epochs
         with ctx.progress.task("adversarial training", total=schedule.epochs) as bar:

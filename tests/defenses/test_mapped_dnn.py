@@ -57,3 +57,14 @@ def test_qnad_level_given_skips_selection(tmp_path):
     info = summary["training"]["defense_info"][0]
     assert info["selected_on"] == "given" and info["level"] == 0.05
     assert info["crosstalk"]["n_selected"] > 0
+
+
+def test_adversarial_training_is_madry_pgd_at_the_plans_epsilon_on_the_mapped_track():
+    qnn = REGISTRY.create("defense", "adversarial_training", {}, "qnn").at_threat(0.3)
+    assert (qnn.config.epsilon, qnn.config.steps, qnn.config.step_size, qnn.config.random_start) == (0.15, 3, 0.05, False)
+    cifar = REGISTRY.create("defense", "adversarial_training", {}, "mapped-dnn").at_threat(8 / 255)
+    assert cifar.config.epsilon == 8 / 255 and cifar.config.steps == 10 and cifar.config.random_start
+    assert abs(cifar.config.step_size - 2.5 * (8 / 255) / 10) < 1e-12
+    # a user's option still wins over the track's default
+    mine = REGISTRY.create("defense", "adversarial_training", {"epsilon": "0.2", "steps": "4"}, "mapped-dnn")
+    assert mine.at_threat(0.1).config.epsilon == 0.2 and mine.at_threat(0.1).config.step_size == 0.125
