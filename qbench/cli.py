@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=Path("leaderboards"))
     render = lb_sub.add_parser("render", parents=[common], help="re-render Markdown and HTML from the entries")
     render.add_argument("--out", type=Path, default=Path("leaderboards"))
+
+    rp = sub.add_parser("reproduce", parents=[common], help="run a seed paper's experiments; ours beside the paper's")
+    rp.add_argument("paper", help="huang2023 or qnad2024")
+    rp.add_argument("--only", action="append", metavar="EXPERIMENT", help="run only these experiments (repeatable)")
+    rp.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (default 1)")
+    rp.add_argument("--epochs", type=_positive_int, help="override the epochs (smoke runs; marked in the report)")
+    rp.add_argument("--n-test", type=_positive_int, help="override n_test (smoke runs; marked in the report)")
+    rp.add_argument("--data-dir", type=Path, default=None)
+    rp.add_argument("--store", type=Path, default=None)
+    rp.add_argument("--out", type=Path, default=Path("leaderboards/reproductions"))
     return parser
 
 
@@ -437,7 +447,37 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "leaderboard": cmd_leaderboard}
+def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench reproduce``: a seed paper's experiments under its protocol, written as a report."""
+    from qbench.reproductions import get
+    from qbench.reproductions import report as reproduction_report
+
+    reproduction = get(args.paper)
+    experiments = reproduction.select(args.only)
+    registry = _registry(err)
+    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    results = []
+    with Store.open(args.store or default_store_path()) as store:
+        runner = Runner(store, data_dir=_data_dir(args), reporter=reporter)
+        for experiment in experiments:
+            if not args.json:
+                err.print(f"{reproduction.name}: {experiment.id} ({len(experiment.settings)} settings)")
+            results.append(reproduction_report.run_experiment(
+                experiment, registry, runner, list(range(args.seeds)), epochs=args.epochs, n_test=args.n_test,
+            ))
+    command = "qbench reproduce " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["reproduce"] else [args.paper])
+    report = reproduction_report.build_report(reproduction, results, command)
+    json_path, page = reproduction_report.write(report, args.out)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        out.print(reproduction_report.markdown({**report, "experiments": results}), markup=False, highlight=False,
+                  soft_wrap=True)
+        out.print(f"wrote {json_path} and {page}")
+    return 0
+
+
+COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "leaderboard": cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
