@@ -22,6 +22,7 @@ import qbench
 from qbench.config import parse_assignments
 from qbench.dataset import TrainingSchedule
 from qbench.errors import ConfigError, QBenchError, UsageError
+from qbench.executor import KINDS, ExecutorSpec, executor_spec
 from qbench.grid import add_probe
 from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
@@ -57,6 +58,16 @@ def _epsilon(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     common = _Parser(add_help=False)
@@ -85,11 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
         protocol.add_argument(f"--{kind}-option", action="append", metavar="KEY=VALUE", help=f"{kind} config option")
     protocol.add_argument("--attack-option", action="append", metavar="ATTACK.KEY=VALUE", help="attack config option")
 
-    ev = sub.add_parser("evaluate", parents=[common, protocol], help="train and attack one defense, next to the undefended model")
+    executors = _Parser(add_help=False)
+    executors.add_argument("--executor", choices=KINDS, help="where cells run: inprocess, pool (local processes) or dask")
+    executors.add_argument("--workers", type=_positive_int, help="worker processes of the pool or local Dask cluster")
+    executors.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://HOST:PORT)")
+    executors.add_argument("--retries", type=_non_negative_int, default=2, help="reruns of a cell whose worker died")
+
+    ev = sub.add_parser("evaluate", parents=[common, protocol, executors], help="train and attack one defense, next to the undefended model")
     ev.add_argument("--no-baseline", action="store_true", help="skip the undefended comparison")
 
     sw = sub.add_parser(
-        "sweep", parents=[common, protocol],
+        "sweep", parents=[common, protocol, executors],
         help="evaluate a defense over the values of one of its options (e.g. qnad's crosstalk level) on the test split",
     )
     sw.add_argument("--option", required=True, help="the defense option to sweep")
@@ -120,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--no-sweep", action="store_true", help="skip the epsilon sweep of the curve attacks")
     grid_args.add_argument("--data-dir", type=Path, default=None)
     grid_args.add_argument("--store", type=Path, default=None)
-    lb_sub.add_parser("run", parents=[common, grid_args], help="compute every missing cell of the grid")
+    lb_sub.add_parser("run", parents=[common, grid_args, executors], help="compute every missing cell of the grid")
     build = lb_sub.add_parser("build", parents=[common, grid_args], help="write entries from the store and render")
     build.add_argument("--out", type=Path, default=Path("leaderboards"))
     render = lb_sub.add_parser("render", parents=[common], help="re-render Markdown and HTML from the entries")
@@ -193,6 +210,10 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
     )
 
 
+def _executor_spec(args: argparse.Namespace, default: str) -> ExecutorSpec:
+    return executor_spec(args.executor, args.workers, args.scheduler, args.retries, default)
+
+
 def _data_dir(args: argparse.Namespace) -> Path | None:
     if args.data_dir is not None:
         if not args.data_dir.is_dir():
@@ -214,9 +235,10 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.defense != "none":
             plans.append(_plan(args, registry, "none", {}))
     data_dir = _data_dir(args)
+    spec = _executor_spec(args, "inprocess")
     reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
-    with Store.open(args.store or default_store_path()) as store:
-        runner = Runner(store, data_dir=data_dir, reporter=reporter)
+    with Store.open(args.store or default_store_path()) as store, spec.create() as executor:
+        runner = Runner(store, data_dir=data_dir, reporter=reporter, executor=executor)
         data = runner.load_data(plans[0].dataset)
         for plan in plans:
             add_probe(plan, data, registry)
@@ -363,14 +385,17 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
     tracks = args.tracks or list(TRACKS)
     status = 0
-    with Store.open(args.store or default_store_path(), create=args.action == "run") as store:
-        runner = Runner(store, data_dir=_data_dir(args), reporter=reporter, compute=args.action == "run")
+    spec = _executor_spec(args, "pool") if args.action == "run" else executor_spec(None, None, None)
+    data_dir = _data_dir(args)
+    with Store.open(args.store or default_store_path(), create=args.action == "run") as store, spec.create() as executor:
+        log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        runner = Runner(store, data_dir=data_dir, reporter=reporter, compute=args.action == "run",
+                        executor=executor, log=log)
         options = leaderboard.GridOptions(
             boards=args.boards, defenses=args.defenses, seeds=list(range(args.seeds)), n_eot=args.n_eot,
             n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep,
         )
         for track in tracks:
-            log = lambda m: print(m, file=sys.stderr)  # noqa: E731
             if args.action == "run":
                 report = leaderboard.run_grid(registry, runner, track, options, log)
             else:
@@ -421,9 +446,11 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise UsageError("--values needs at least one value")
     base = parse_assignments(args.defense_option, "--defense-option")
     plans = [_plan(args, registry, args.defense, {**base, args.option: v}) for v in values]
+    spec = _executor_spec(args, "inprocess")
+    data_dir = _data_dir(args)
     reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
-    with Store.open(args.store or default_store_path()) as store:
-        runner = Runner(store, data_dir=_data_dir(args), reporter=reporter)
+    with Store.open(args.store or default_store_path()) as store, spec.create() as executor:
+        runner = Runner(store, data_dir=data_dir, reporter=reporter, executor=executor)
         data = runner.load_data(plans[0].dataset)
         rows = []
         for value, plan in zip(values, plans):

@@ -15,7 +15,8 @@ from typing import Any
 from qbench.reproductions.experiment import Experiment, Setting, Value, accuracy_value, robust
 
 TITLE = "Huang & Zhang 2023, Enhancing adversarial robustness of QNNs by adding noise layers (New J. Phys. 25 083019)"
-PAPER_ATTACKS = (("fgsm", {"n_eot": 1}), ("bim", {"n_eot": 1}))
+# fgsm has no n_eot option: it takes the plan's, which these experiments set to 1
+PAPER_ATTACKS = (("fgsm", {}), ("bim", {"n_eot": 1}))
 EPS = 0.15
 CURVE = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 MNIST_TEST = 200
