@@ -21,7 +21,8 @@ figure{margin:0}figcaption{font-size:13px;color:#555}
 """
 
 
-def _svg(fig) -> str:
+def figure_svg(fig) -> str:
+    """A matplotlib figure as inline SVG text, deterministic (no date, fixed id salt); closes the figure."""
     buf = io.StringIO()
     # no date and a fixed id salt: the page must be a pure function of the entries
     with plt.rc_context({"svg.hashsalt": "qbench"}):
@@ -59,7 +60,7 @@ def robustness_plot(entries: list[dict[str, Any]], attack: str | None = None) ->
     ax.set_title("worst case over the suite" if attack is None else attack)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def crosstalk_plot(entries: list[dict[str, Any]]) -> str | None:
@@ -81,7 +82,7 @@ def crosstalk_plot(entries: list[dict[str, Any]]) -> str | None:
     ax.set_title("QNAD crosstalk sweep (validation split)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[str]) -> str:

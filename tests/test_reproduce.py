@@ -112,3 +112,18 @@ def test_cli_reproduce_unknown_paper_exits_2(cli, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["qbench: error: unknown reproduction 'huang2022' (known: huang2023, qnad2024)"]
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_write_renders_curves_as_inline_svg(tmp_path):
+    values = [Value(f"{name}, FGSM", f"ε={e:g}", acc, None, (acc - 0.05, acc + 0.05)).to_dict()
+              for name, accs in (("none", (0.9, 0.5, 0.2)), ("noise_layer", (0.9, 0.7, 0.4)))
+              for e, acc in zip((0.0, 0.1, 0.2), accs)]
+    result = {"id": "figure7", "title": "Figure 7", "values": values, "notes": "", "paper_claim": "claim",
+              "settings": [], "cells_computed": 0, "seconds": 1.0,
+              "protocol": {"attacks": [{"name": "fgsm", "options": {}}], "epsilons": [0.1, 0.2], "seeds": [0],
+                           "n_test": 10, "n_repeat": 1, "n_eot": 1, "overrides": {}}}
+    json_path, page = rr.write(rr.build_report(REPRODUCTIONS["huang2023"], [result], "qbench reproduce huang2023"), tmp_path)
+    html = (tmp_path / "huang2023.html").read_text()
+    assert html.count("<svg") == 1 and "noise_layer, FGSM" in html and "http" not in html.split("<svg")[0]
+    assert "| noise_layer, FGSM | 90.0  | 70.0    | 40.0    |" in page.read_text()
+    assert json.loads(json_path.read_text())["experiments"][0]["values"] == values

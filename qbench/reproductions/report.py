@@ -176,8 +176,60 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(head + [experiment_markdown(r) for r in report["experiments"]])
 
 
+def curve_svg(result: dict[str, Any]) -> str | None:
+    """The experiment's accuracy-vs-epsilon values (columns ``ε=...``) as one plot, a line per row."""
+    import matplotlib.pyplot as plt
+
+    from qbench.render_html import figure_svg
+
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for v in result["values"]:
+        if v["column"].startswith("ε=") and v["ours"] is not None and v["unit"] == "%":
+            text = v["column"][2:]
+            num, _, den = text.partition("/")
+            x = float(num) / float(den) if den else float(num)
+            lines.setdefault(v["row"], []).append((x, 100 * v["ours"]))
+    lines = {k: sorted(p) for k, p in lines.items() if len(p) > 1}
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, points in lines.items():
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel("epsilon (L-inf, inputs in [0, 1])")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(result["id"])
+    return figure_svg(fig)
+
+
+def html_page(report: dict[str, Any]) -> str:
+    """A self-contained page: each experiment's Markdown tables as preformatted text, curves as SVG."""
+    import html
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(report['reproduction'])}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
+        "pre{font-size:12px;overflow-x:auto;background:#f7f7f7;padding:.5em}</style></head><body>",
+        f"<h1>Reproduction: {html.escape(report['paper'])}</h1>",
+        f"<p><code>{html.escape(report['command'])}</code> — commit {html.escape(str(report['git_commit']))}</p>",
+    ]
+    for result in report["experiments"]:
+        parts.append(f"<h2>{html.escape(result['title'])}</h2>")
+        svg = curve_svg(result)
+        if svg:
+            parts.append(f"<figure>{svg}</figure>")
+        parts.append(f"<pre>{html.escape(experiment_markdown(result))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
 def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """Write ``<name>.json`` (merged with an earlier report's other experiments) and ``<name>.md``."""
+    """Write ``<name>.json`` (merged with an earlier report's other experiments), ``<name>.md`` and
+    ``<name>.html`` (the curves as plots)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{report['reproduction']}.json"
     previous = json.loads(path.read_text()) if path.exists() else None
@@ -187,6 +239,7 @@ def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     tmp.replace(path)
     page = out / f"{report['reproduction']}.md"
     page.write_text(markdown(report))
+    (out / f"{report['reproduction']}.html").write_text(html_page(report))
     return path, page
 
 
