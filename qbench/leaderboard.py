@@ -61,21 +61,31 @@ class GridReport:
 def run_grid(
     registry: Registry, runner: Runner, track: str, options: GridOptions, log: Callable[[str], None] = lambda m: None
 ) -> GridReport:
-    """Compute every missing cell of the grid; a (board, defense) that fails is reported and the rest go on."""
+    """Compute every missing cell of the grid, all (board, defense) plans at once on the runner's executor.
+
+    A plan whose training or clean evaluation fails, or with failed cells, is reported as failed; the rest
+    of the grid still runs. Bad input (an unknown name, missing data) stops the run before anything runs.
+    """
     report = GridReport()
+    jobs, labels = [], []
     for board, plans in options.plans(registry, track):
         data = runner.load_data(plans[0].dataset)
         for plan in plans:
-            label = f"{board.name}/{plan.defense.name}"
             add_probe(plan, data, registry)
-            try:
-                result = runner.run(plan, data)
-            except QBenchError as exc:
-                report.failed.append(f"{label}: {exc}")
-                log(f"failed {label}: {exc}")
-                continue
-            report.done.append(label)
-            log(f"done {label}: {result.computed} cells computed")
+            jobs.append((plan, data))
+            labels.append(f"{board.name}/{plan.defense.name}")
+    for label, outcome in zip(labels, runner.run_all(jobs)):
+        if isinstance(outcome, QBenchError):
+            report.failed.append(f"{label}: {outcome}")
+            log(f"failed {label}: {outcome}")
+            continue
+        failed = [c for s in outcome.seeds for c in s.cells if c.status == "failed"]
+        if failed:
+            report.failed.append(f"{label}: {len(failed)} cells failed; first: {failed[0].error}")
+            log(f"failed {label}: {len(failed)} of its cells ({failed[0].error})")
+            continue
+        report.done.append(label)
+        log(f"done {label}: {outcome.computed} cells computed")
     return report
 
 

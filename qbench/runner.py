@@ -1,39 +1,34 @@
 """The protocol runner: train each (track, dataset, model, defense, seed) once, then evaluate every cell.
 
-A *cell* is one (trained model, attack + config, epsilon) or the clean evaluation of a trained model. Each
-finished cell is committed to the store at once with per-example correctness, so the worst case over the
-attack suite can be computed per example later and a killed run resumes where it stopped.
+A *cell* is one (trained model, attack + config, epsilon) or the clean evaluation of a trained model. The
+runner is the coordinator: it decides what is missing from the store, hands trainings and cells to an
+executor (:mod:`qbench.executor`: in this process, a local process pool, or Dask) as tasks
+(:mod:`qbench.tasks`), and alone writes what comes back to the store, each cell at once, with per-example
+correctness, so the worst case over the attack suite can be computed later and a killed run resumes where
+it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-import traceback
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import torch
-from safetensors.torch import load_model, save_model
+from pathlib import Path
+from typing import Any, Callable
 
 import qbench
-from qbench.attack import Attack, AttackSkipped, attack_label
-from qbench.art_bridge import gradient_check
+from qbench.attack import Attack, attack_label
 from qbench.component import Component
 from qbench.context import Context
-from qbench.rng import derive_seed, isolated_rng
 from qbench.dataset import DataSplit, Dataset, TrainingSchedule
 from qbench.defense import Defense
-from qbench.errors import QBenchError
+from qbench.errors import PluginError, QBenchError
+from qbench.executor import Executor, InProcessExecutor, Outcome
 from qbench.hashing import config_hash
-from qbench.model import Model, is_stochastic
+from qbench.model import Model
 from qbench.progress import Reporter
 from qbench.store import CellRecord, Store, TrainingRecord
+from qbench.tasks import CellTask, Failure, TrainTask, Workspace, evaluation_split
 from qbench.tracks import QNN
-
-#: tolerance for the epsilon-ball and domain checks on an attack's output
-BALL_TOLERANCE = 1e-5
 
 
 def component_ref(component: Component) -> dict[str, Any]:
@@ -135,14 +130,43 @@ class RunResult:
 
 
 class MissingCells(QBenchError):
-    """A read-only run found cells that are not in the store yet."""
+    """A read-only run found cells that are not in the store yet (or whose clean evaluation failed)."""
+
+
+class PlanFailed(QBenchError):
+    """A plan's training or clean evaluation failed, so it has no numbers; the failed cells are stored."""
+
+
+@dataclass
+class _Cell:
+    key: str
+    spec: dict[str, Any]
+    attack: Attack | None
+    epsilon: float | None
+
+
+@dataclass
+class _Seed:
+    seed: int
+    train_key: str
+    train_spec: dict[str, Any]
+    cells: list[_Cell]
+
+
+@dataclass
+class _Job:
+    plan: Plan
+    data: DataSplit
+    seeds: list[_Seed]
+    computed: int = 0
 
 
 class Runner:
-    """Runs plans against a store. ``data_dir`` and ``reporter`` are handed to plugins through the context.
+    """Runs plans against a store; ``data_dir`` and ``reporter`` are handed to plugins through the context.
 
-    With ``compute=False`` the runner only reads the store and raises :class:`MissingCells` for a plan
-    with cells not computed yet (``qbench leaderboard build``).
+    Trainings and cells run on ``executor`` (default: in this process, one at a time); whatever runs them,
+    only this object writes the store. With ``compute=False`` the runner only reads the store and raises
+    :class:`MissingCells` for a plan with cells not computed yet (``qbench leaderboard build``).
     """
 
     def __init__(
@@ -152,12 +176,16 @@ class Runner:
         reporter: Reporter | None = None,
         cache_dir=None,
         compute: bool = True,
+        executor: Executor | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.compute = compute
         self.data_dir = data_dir
         self.reporter = reporter or Reporter()
         self.cache_dir = cache_dir or (store.artifacts / "cache")
+        self.executor = executor or InProcessExecutor()
+        self.log = log or (lambda message: None)
 
     def context(self, seed: int, plan: Plan | None = None, data: DataSplit | None = None, run_seed: int = 0) -> Context:
         """A context for ``seed`` with this runner's directories and the plan's evaluation settings."""
@@ -170,28 +198,48 @@ class Runner:
 
     def load_data(self, dataset: Dataset) -> DataSplit:
         """Load a dataset's split (deterministic by its config; the cell seed plays no part)."""
-        return dataset.load(self.context(0))
+        try:
+            return dataset.load(self.context(0))
+        except QBenchError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"dataset {dataset.name!r} raised in load: {type(exc).__name__}: {exc}") from exc
+
+    @property
+    def workspace(self) -> Workspace:
+        """Where tasks find the trained weights, the data and the plugin caches (absolute paths)."""
+        data_dir = Path(self.data_dir).resolve() if self.data_dir is not None else None
+        return Workspace(self.store.artifacts.resolve(), data_dir, Path(self.cache_dir).resolve())
 
     def run(self, plan: Plan, data: DataSplit | None = None) -> RunResult:
-        """Run every missing cell of ``plan``; cells already in the store are read back, not recomputed."""
-        if data is None:
-            data = self.load_data(plan.dataset)
-        if plan.n_test is not None:
-            data = dataclasses.replace(data, x_test=data.x_test[: plan.n_test], y_test=data.y_test[: plan.n_test])
-        result = RunResult(plan, data, [])
-        previous = torch.get_num_threads()
-        # Circuit simulation is many small kernels: a second intra-op thread costs more than it gives
-        # (measured ~40x slower on a loaded 2-core machine); CNN training on the mapped-DNN track keeps them.
-        if plan.track == QNN:
-            torch.set_num_threads(1)
-        try:
-            for seed in plan.seeds:
-                result.seeds.append(self._run_seed(plan, data, seed, result))
-        finally:
-            torch.set_num_threads(previous)
-        return result
+        """Run every missing cell of ``plan``; cells already in the store are read back, not recomputed.
 
-    def _cells_of(self, plan: Plan, train_key: str) -> list[tuple[str, dict, Attack | None, float | None]]:
+        Raises :class:`PlanFailed` when a training or a clean evaluation failed (the failed cells are
+        stored, and retried by the next run); a failed attack cell is part of the result.
+        """
+        outcome = self.run_all([(plan, data)])[0]
+        if isinstance(outcome, QBenchError):
+            raise outcome
+        return outcome
+
+    def run_all(self, jobs: list[tuple[Plan, DataSplit | None]]) -> list[RunResult | QBenchError]:
+        """Run several plans at once (a grid): trainings and cells of all of them share the executor.
+
+        Returns, per plan, its result or the error that left it without numbers (:class:`PlanFailed`,
+        or :class:`MissingCells` when not computing).
+        """
+        prepared = []
+        for plan, data in jobs:
+            data = evaluation_split(data if data is not None else self.load_data(plan.dataset), plan.n_test)
+            prepared.append(_Job(plan, data, [self._seed(plan, seed) for seed in plan.seeds]))
+        if not self.compute:
+            return [self._read_only(job) for job in prepared]
+        records = self._compute(prepared)
+        return [self._result(job, records) for job in prepared]
+
+    def _seed(self, plan: Plan, seed: int) -> _Seed:
+        train_spec = plan.training_spec(seed)
+        train_key = config_hash(train_spec)
         todo: list[tuple[Attack | None, float | None, str]] = [(None, None, "clean")]
         todo += [(a, e, "attack") for a, e in plan.attack_cells()]
         if plan.probe is not None and plan.probe_epsilon is not None:
@@ -199,203 +247,131 @@ class Runner:
         cells = []
         for attack, epsilon, kind in todo:
             spec = plan.cell_spec(train_key, attack, epsilon, kind)
-            cells.append((config_hash(spec), spec, attack, epsilon))
-        return cells
+            cells.append(_Cell(config_hash(spec), spec, attack, epsilon))
+        return _Seed(seed, train_key, train_spec, cells)
 
-    def _run_seed(self, plan: Plan, data: DataSplit, seed: int, result: RunResult) -> SeedRun:
-        train_spec = plan.training_spec(seed)
-        train_key = config_hash(train_spec)
-        cells = self._cells_of(plan, train_key)
-        missing = [c for c in cells if not self.store.has_cell(c[0])]
-        if not self.compute:
-            absent = [c for c in missing if self.store.get_cell(c[0]) is None]  # failed cells are results too
+    def _read_only(self, job: _Job) -> RunResult | QBenchError:
+        runs = []
+        for s in job.seeds:
+            stored = [self.store.get_cell(c.key) for c in s.cells]
+            absent = sum(c is None for c in stored)
+            name = f"{job.plan.defense.name} seed {s.seed}"
             if absent:
-                raise MissingCells(f"{len(absent)} of {len(cells)} cells of {plan.defense.name} seed {seed} are not in the store")
-            missing = []
-        training = self.store.get_training(train_key)
-        model = None
-        if missing:
-            model, training = self._trained_model(plan, data, seed, train_key, train_spec)
-            ctx = self.context(derive_seed(seed, "deploy"), plan, data, seed)
-            with isolated_rng(ctx.seed):
-                model = plan.defense.deploy(model, data, ctx)
-            model.eval()
-        run = SeedRun(seed, training)
-        label = f"{plan.defense.name} seed {seed}"
-        with self.reporter.task(f"evaluating {label}", total=len(cells)) as bar:
-            for key, spec, attack, epsilon in cells:
-                stored = self.store.get_cell(key)
-                if stored is None or stored.status == "failed":
-                    stored = self._evaluate_cell(plan, data, seed, train_key, key, spec, attack, epsilon, model)
-                    self.store.put_cell(stored)
-                    result.computed += 1
-                run.cells.append(stored)
-                bar.advance()
-        return run
+                return MissingCells(f"{absent} of {len(stored)} cells of {name} are not in the store")
+            if stored[0].status == "failed":  # failed attack cells are results; a failed clean cell is not
+                return MissingCells(f"the clean evaluation of {name} failed: {stored[0].error}")
+            runs.append(SeedRun(s.seed, self.store.get_training(s.train_key), stored))  # type: ignore[arg-type]
+        return RunResult(job.plan, job.data, runs)
 
-    # training ---------------------------------------------------------------------------------------
-    def _fresh_model(self, plan: Plan, data: DataSplit, seed: int) -> torch.nn.Module:
-        ctx = self.context(derive_seed(seed, "init"), plan, data, seed)
-        with isolated_rng(ctx.seed):
-            model = plan.model.build(data, ctx)
-            return plan.defense.prepare(model, ctx)
+    def _result(self, job: _Job, records: dict[str, CellRecord]) -> RunResult | QBenchError:
+        runs = []
+        for s in job.seeds:
+            cells = [records[c.key] for c in s.cells]
+            if cells[0].status == "failed":
+                return PlanFailed(f"{job.plan.defense.name} seed {s.seed}: {cells[0].error}")
+            runs.append(SeedRun(s.seed, self.store.get_training(s.train_key), cells))
+        return RunResult(job.plan, job.data, runs, job.computed)
 
-    def _trained_model(
-        self, plan: Plan, data: DataSplit, seed: int, train_key: str, train_spec: dict
-    ) -> tuple[torch.nn.Module, TrainingRecord]:
-        model = self._fresh_model(plan, data, seed)
-        record = self.store.get_training(train_key)
-        if record is not None:
-            load_model(model, str(self.store.artifacts / record.weights))
-            model.eval()
-            return model, record
-        ctx = self.context(derive_seed(seed, "fit"), plan, data, seed)
-        start = time.perf_counter()
-        try:
-            with isolated_rng(ctx.seed):
-                model = plan.defense.fit(model, data, plan.schedule, ctx)
-        except QBenchError:
-            raise
-        except Exception as exc:
-            raise QBenchError(
-                f"defense {plan.defense.name!r} failed while training {plan.model.name} on "
-                f"{plan.dataset.name} (seed {seed}): {type(exc).__name__}: {exc}"
-            ) from exc
-        seconds = time.perf_counter() - start
-        model.eval()
-        self.store.artifacts.mkdir(parents=True, exist_ok=True)
-        weights = f"{train_key}.safetensors"
-        tmp = self.store.artifacts / f".{weights}.tmp"
-        save_model(model, str(tmp))
-        tmp.replace(self.store.artifacts / weights)
-        info = {"data_notes": data.notes, "data_files": data.files}
-        record = TrainingRecord(train_key, train_spec, seed, weights, seconds, info, qbench.__version__)
-        self.store.put_training(record)
-        return model, record
+    # the coordinator ---------------------------------------------------------------------------------
+    def _compute(self, jobs: list[_Job]) -> dict[str, CellRecord]:
+        """Every cell of ``jobs``: read from the store, or computed on the executor and stored."""
+        executor = self.executor
+        records: dict[str, CellRecord] = {}
+        owners: dict[str, list[_Job]] = {}  # cell key -> the jobs it is a cell of
+        tasks: dict[str, CellTask] = {}  # cell key -> its task
+        waiting: dict[str, list[CellTask]] = {}  # train key -> cells waiting for that training
+        executor.preload(sorted({type(c).__module__ for job in jobs for c in _components(job.plan)}))
+        for job in jobs:
+            for s in job.seeds:
+                missing = []
+                for cell in s.cells:
+                    stored = self.store.get_cell(cell.key)
+                    if stored is not None and stored.status != "failed":
+                        records[cell.key] = stored
+                    elif cell.key in owners:
+                        owners[cell.key].append(job)
+                    else:
+                        owners[cell.key] = [job]
+                        missing.append(cell)
+                if not missing:
+                    continue
+                training = self.store.get_training(s.train_key)
+                cell_tasks = [self._cell_task(job, s, cell, training) for cell in missing]
+                tasks.update((t.key, t) for t in cell_tasks)
+                if training is not None:
+                    for task in cell_tasks:
+                        executor.submit(("cell", task.key), task)
+                    continue
+                if s.train_key not in waiting:
+                    waiting[s.train_key] = []
+                    executor.submit(("train", s.train_key), self._train_task(job, s))
+                waiting[s.train_key].extend(cell_tasks)
+        with self.reporter.task(f"computing {len(tasks)} cells ({executor.kind})", total=len(tasks)) as bar:
+            while executor.pending:
+                for outcome in executor.wait():
+                    kind, key = outcome.token
+                    if kind == "train":
+                        finished = self._training_done(outcome, waiting.pop(key))
+                    else:
+                        finished = [self._cell_done(outcome, tasks[key])]
+                    for record in finished:
+                        if record.status == "failed" and record.n == 0:
+                            record.n = len(owners[record.key][0].data.y_test)
+                        self.store.put_cell(record)
+                        records[record.key] = record
+                        for job in owners[record.key]:
+                            job.computed += 1
+                        bar.advance()
+        return records
 
-    # evaluation -------------------------------------------------------------------------------------
-    def _predict_correct(
-        self, plan: Plan, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
-    ) -> tuple[np.ndarray, float]:
-        """Per-example "correct in every repetition" and the mean accuracy over repetitions."""
-        repeats = plan.n_repeat if is_stochastic(model) else 1
-        all_correct = np.ones(len(y), dtype=bool)
-        total = 0.0
-        for _ in range(repeats):
-            preds = torch.cat(
-                [
-                    plan.defense.predict(model, x[i : i + plan.eval_batch_size], ctx)
-                    for i in range(0, len(x), plan.eval_batch_size)
-                ]
-            )
-            correct = (preds == y).numpy()
-            all_correct &= correct
-            total += float(correct.mean()) if len(correct) else 0.0
-        return all_correct, total / repeats
-
-    def _evaluate_cell(
-        self,
-        plan: Plan,
-        data: DataSplit,
-        seed: int,
-        train_key: str,
-        key: str,
-        spec: dict,
-        attack: Attack | None,
-        epsilon: float | None,
-        model: torch.nn.Module,
-    ) -> CellRecord:
-        ctx = self.context(derive_seed(seed, key), plan, data, seed)
-        x, y = data.x_test, data.y_test
-        base = dict(
-            key=key, train_key=train_key, spec=spec, kind=spec["kind"], attack=attack_label(attack) if attack else None,
-            epsilon=epsilon, seed=seed, n=len(y), qbench_version=qbench.__version__,
+    def _train_task(self, job: _Job, s: _Seed) -> TrainTask:
+        return TrainTask(
+            job.plan, s.seed, self.workspace, *self._task_extras(job), key=s.train_key, spec=s.train_spec
         )
-        start = time.perf_counter()
-        with isolated_rng(ctx.seed):
-            if attack is None:
-                correct, mean_acc = self._predict_correct(plan, model, x, y, ctx)
-                info = {
-                    "stochastic": is_stochastic(model),
-                    "accuracy_all_repeats": float(correct.mean()) if len(correct) else 0.0,
-                    "defense": _jsonable(plan.defense.describe(model)),
-                    "gradient_check": gradient_check(model, x[: plan.gradient_check_examples], y[: plan.gradient_check_examples], ctx),
-                }
-                return CellRecord(
-                    **base, status="ok", n_correct=int(correct.sum()), accuracy=mean_acc, correct=correct,
-                    info=info, seconds=time.perf_counter() - start,
-                )
-            try:
-                x_adv = self._generate(plan, attack, model, x, y, float(epsilon), data, ctx)
-            except AttackSkipped as exc:
-                return CellRecord(
-                    **base, status="skipped", n_correct=0, accuracy=None, correct=None, info={},
-                    seconds=time.perf_counter() - start, error=str(exc),
-                )
-            except Exception as exc:
-                return CellRecord(
-                    **base, status="failed", n_correct=0, accuracy=None, correct=None,
-                    info={"traceback": traceback.format_exc(limit=8)}, seconds=time.perf_counter() - start,
-                    error=f"attack {attack.name!r}: {type(exc).__name__}: {exc}",
-                )
-            correct, mean_acc = self._predict_correct(plan, model, x_adv, y, ctx)
-            # The robust prediction counts only if it is also correct on every repetition: robust accuracy
-            # is the fraction robust in all repetitions (a sceptical reading of a stochastic defense).
-            robust = float(correct.mean())
-            info = {
-                "stochastic": is_stochastic(model),
-                "accuracy_mean_over_repeats": mean_acc,
-                "max_perturbation": float((x_adv - x).abs().max()) if len(x) else 0.0,
-                "threat": attack.threat,
-            }
-            return CellRecord(
-                **base, status="ok", n_correct=int(correct.sum()), accuracy=robust, correct=correct, info=info,
-                seconds=time.perf_counter() - start,
-            )
 
-    def _generate(
-        self,
-        plan: Plan,
-        attack: Attack,
-        model: torch.nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        epsilon: float,
-        data: DataSplit,
-        ctx: Context,
-    ) -> torch.Tensor:
-        parts = []
-        with self.reporter.task(f"{attack.name} eps={epsilon:g}", total=len(x)) as bar:
-            for i in range(0, len(x), plan.eval_batch_size):
-                xb, yb = x[i : i + plan.eval_batch_size], y[i : i + plan.eval_batch_size]
-                adv = attack.generate(model, xb.clone(), yb.clone(), epsilon, ctx)
-                adv = torch.as_tensor(adv, dtype=xb.dtype).reshape(xb.shape).detach()
-                _check_adversarial(attack.name, xb, adv, epsilon, data)
-                parts.append(adv)
-                bar.advance(len(xb))
-        return torch.cat(parts) if parts else x.clone()
+    def _cell_task(self, job: _Job, s: _Seed, cell: _Cell, training: TrainingRecord | None) -> CellTask:
+        return CellTask(
+            job.plan, s.seed, self.workspace, *self._task_extras(job), train_key=s.train_key,
+            weights=training.weights if training else f"{s.train_key}.safetensors", key=cell.key, spec=cell.spec,
+            attack=cell.attack, epsilon=cell.epsilon,
+        )
+
+    def _task_extras(self, job: _Job) -> tuple[int | None, DataSplit | None, Reporter | None]:
+        # Circuit simulation is many small kernels: a second intra-op thread costs more than it gives
+        # (measured ~40x slower on a loaded 2-core machine); CNN training on the mapped-DNN track keeps them.
+        threads = 1 if job.plan.track == QNN else self.executor.threads_per_worker
+        if self.executor.in_process:
+            return threads, job.data, self.reporter
+        return threads, None, None
+
+    def _training_done(self, outcome: Outcome, waiting: list[CellTask]) -> list[CellRecord]:
+        """Store the training and submit its cells, or record every cell waiting for it as failed."""
+        value = outcome.value
+        if isinstance(value, TrainingRecord):
+            self.store.put_training(value)
+            for task in waiting:
+                task.weights = value.weights
+                self.executor.submit(("cell", task.key), task)
+            return []
+        if isinstance(value, Failure):
+            reason, trace = value.reason, value.traceback
+        elif outcome.lost is not None:
+            reason, trace = f"training lost: {outcome.lost}", ""
+        else:
+            reason, trace = f"training raised {type(outcome.error).__name__}: {outcome.error}", ""
+        self.log(f"failed: {reason}")
+        return [task.failed(reason, 0, trace=trace) for task in waiting]
+
+    def _cell_done(self, outcome: Outcome, task: CellTask) -> CellRecord:
+        if isinstance(outcome.value, CellRecord):
+            return outcome.value
+        if outcome.lost is not None:
+            reason = f"cell lost: {outcome.lost}"
+        else:
+            reason = f"the cell raised {type(outcome.error).__name__}: {outcome.error}"
+        self.log(f"failed: {reason}")
+        return task.failed(reason, 0)
 
 
-def _check_adversarial(name: str, x: torch.Tensor, adv: torch.Tensor, epsilon: float, data: DataSplit) -> None:
-    if not torch.isfinite(adv).all():
-        raise ValueError(f"attack {name!r} returned NaN or infinite inputs")
-    if not data.domain.contains(adv, atol=1e-5):
-        raise ValueError(f"attack {name!r} returned inputs outside the {data.domain.kind} domain")
-    # A projection onto the unit sphere may move a point slightly beyond the box around x; the ball is
-    # checked exactly only for box and unbounded domains.
-    if data.domain.kind != "sphere" and float((adv - x).abs().max()) > epsilon + BALL_TOLERANCE:
-        raise ValueError(f"attack {name!r} left the epsilon ball ({float((adv - x).abs().max()):.6g} > {epsilon:g})")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().tolist()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
+def _components(plan: Plan) -> list[Component]:
+    return [plan.dataset, plan.model, plan.defense, *plan.attacks, *plan.sweep_attacks, *([plan.probe] if plan.probe else [])]

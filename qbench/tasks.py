@@ -1,0 +1,407 @@
+"""The units of work an executor runs: train one seed of a plan, evaluate one cell against a trained model.
+
+A task is a picklable callable. It never touches the SQLite store: a training writes its weights into the
+store's artifact folder (temporary name, then rename) and returns the :class:`~qbench.store.TrainingRecord`
+for the coordinator to insert; a cell loads those weights and returns its
+:class:`~qbench.store.CellRecord`. Everything a task computes is seeded from the run's seed and the cell's
+key alone (:mod:`qbench.rng`), so a cell's numbers do not depend on which process ran it, or when.
+
+A plugin that raises, or returns something that breaks the contract (NaN or out-of-domain inputs, labels
+out of range, non-finite weights), fails only the task it ran in: the task returns a failed record (or a
+:class:`Failure`) whose reason names the plugin and the hook.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import dataclasses
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+import qbench
+from qbench.art_bridge import gradient_check
+from qbench.attack import Attack, AttackSkipped, attack_label
+from qbench.context import Context
+from qbench.dataset import DataSplit
+from qbench.errors import QBenchError
+from qbench.hashing import config_hash
+from qbench.model import is_stochastic
+from qbench.progress import Reporter
+from qbench.rng import derive_seed, isolated_rng
+from qbench.store import CellRecord, TrainingRecord
+
+if TYPE_CHECKING:
+    from qbench.runner import Plan
+
+#: tolerance for the epsilon-ball and domain checks on an attack's output
+BALL_TOLERANCE = 1e-5
+#: datasets and deployed models a worker process keeps between tasks
+CACHE_SIZE = 2
+
+
+class PluginFault(QBenchError):
+    """A plugin raised, or returned something that breaks the contract; the message names it and the hook."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A training that produced no weights, and why."""
+
+    reason: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where tasks read and write: the store's artifact folder (trained weights), the data and cache folders."""
+
+    artifacts: Path
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+
+
+@contextlib.contextmanager
+def blame(kind: str, name: str, hook: str) -> Iterator[None]:
+    """Turn an exception raised by plugin code into a :class:`PluginFault` naming the plugin and the hook."""
+    try:
+        yield
+    except (AttackSkipped, PluginFault):
+        raise
+    except QBenchError as exc:  # e.g. a DataError: already one clear line
+        raise PluginFault(str(exc)) from exc
+    except Exception as exc:
+        raise PluginFault(f"{kind} {name!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (None: leave the setting alone)."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(previous)
+
+
+class _Cache(collections.OrderedDict):
+    """A small least-recently-used map (one per worker process)."""
+
+    def get_or(self, key: str, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()
+        self[key] = value
+        while len(self) > CACHE_SIZE:
+            self.popitem(last=False)
+        return value
+
+
+_DATA = _Cache()
+_DEPLOYED = _Cache()
+
+
+def load_split(plan: "Plan", workspace: Workspace, reporter: Reporter | None = None) -> DataSplit:
+    """The plan's dataset as every task sees it (the test split cut to ``n_test``), cached per process."""
+    key = config_hash({"dataset": plan.dataset.config_dict(), "name": plan.dataset.name,
+                       "version": plan.dataset.version, "data_dir": str(workspace.data_dir), "n_test": plan.n_test})
+
+    def load() -> DataSplit:
+        ctx = Context(seed=0, data_dir=workspace.data_dir, cache_dir=workspace.cache_dir, progress=reporter or Reporter())
+        with blame("dataset", plan.dataset.name, "load"):
+            return evaluation_split(plan.dataset.load(ctx), plan.n_test)
+
+    return _DATA.get_or(key, load)
+
+
+def evaluation_split(data: DataSplit, n_test: int | None) -> DataSplit:
+    """``data`` with its test split cut to the first ``n_test`` examples (all of it for None)."""
+    if n_test is None:
+        return data
+    return dataclasses.replace(data, x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
+
+
+@dataclass
+class _Task:
+    plan: "Plan"
+    seed: int
+    workspace: Workspace
+    #: torch intra-op threads while the task runs (None: the process's setting)
+    threads: int | None = None
+    #: the evaluation split, handed over by an in-process executor (workers load it themselves)
+    data: DataSplit | None = None
+    #: progress bars, for an in-process executor (workers report nothing but their result)
+    reporter: Reporter | None = None
+
+    def split(self) -> DataSplit:
+        return self.data if self.data is not None else load_split(self.plan, self.workspace, self.reporter)
+
+    def context(self, seed: int, data: DataSplit) -> Context:
+        plan = self.plan
+        # run_seed is left at its default (0) in every cell, as the runner has always done: plugins caching
+        # per run seed (transfer surrogates) key on it, and stored results depend on it.
+        return Context(
+            seed=seed, data_dir=self.workspace.data_dir, cache_dir=self.workspace.cache_dir,
+            progress=self.reporter or Reporter(), data=data, n_eot=plan.n_eot, n_repeat=plan.n_repeat,
+            quantum_device=plan.quantum_device,
+        )
+
+    def fresh_model(self, data: DataSplit) -> torch.nn.Module:
+        """The model as built and prepared for this seed, before training."""
+        plan = self.plan
+        ctx = self.context(derive_seed(self.seed, "init"), data)
+        with isolated_rng(ctx.seed):
+            with blame("model", plan.model.name, "build"):
+                model = plan.model.build(data, ctx)
+            with blame("defense", plan.defense.name, "prepare"):
+                model = plan.defense.prepare(model, ctx)
+        _check_module(model, f"defense {plan.defense.name!r} prepare")
+        return model
+
+
+@dataclass
+class TrainTask(_Task):
+    """Train one seed of a plan and save the weights in the artifact folder; returns the training record."""
+
+    key: str = ""
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __call__(self) -> TrainingRecord | Failure:
+        plan = self.plan
+        with torch_threads(self.threads):
+            try:
+                data = self.split()
+                model = self.fresh_model(data)
+                ctx = self.context(derive_seed(self.seed, "fit"), data)
+                start = time.perf_counter()
+                with isolated_rng(ctx.seed), blame("defense", plan.defense.name, "fit"):
+                    model = plan.defense.fit(model, data, plan.schedule, ctx)
+                seconds = time.perf_counter() - start
+                _check_module(model, f"defense {plan.defense.name!r} fit")
+                if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
+                    raise PluginFault(f"defense {plan.defense.name!r} fit produced non-finite weights")
+            except PluginFault as exc:
+                return Failure(
+                    f"training {plan.model.name} on {plan.dataset.name} failed: {exc}",
+                    traceback.format_exc(limit=8),
+                )
+            model.eval()
+            artifacts = self.workspace.artifacts
+            artifacts.mkdir(parents=True, exist_ok=True)
+            weights = f"{self.key}.safetensors"
+            tmp = artifacts / f".{weights}.{os.getpid()}.tmp"
+            save_model(model, str(tmp))
+            tmp.replace(artifacts / weights)
+            info = {"data_notes": data.notes, "data_files": data.files}
+            return TrainingRecord(self.key, self.spec, self.seed, weights, seconds, info, qbench.__version__)
+
+
+@dataclass
+class CellTask(_Task):
+    """Evaluate one cell (clean, attack at an epsilon, or the probe) against the trained weights."""
+
+    train_key: str = ""
+    weights: str = ""
+    key: str = ""
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)
+    attack: Attack | None = None
+    epsilon: float | None = None
+
+    def failed(self, reason: str, n: int, seconds: float = 0.0, trace: str = "") -> CellRecord:
+        """This cell as a failed record with ``reason``."""
+        return CellRecord(
+            **self._base(n), status="failed", n_correct=0, accuracy=None, correct=None,
+            info={"traceback": trace} if trace else {}, seconds=seconds, error=reason,
+        )
+
+    def _base(self, n: int) -> dict[str, Any]:
+        return dict(
+            key=self.key, train_key=self.train_key, spec=self.spec, kind=self.spec["kind"],
+            attack=attack_label(self.attack) if self.attack else None, epsilon=self.epsilon, seed=self.seed, n=n,
+            qbench_version=qbench.__version__,
+        )
+
+    def __call__(self) -> CellRecord:
+        start = time.perf_counter()
+        n = len(self.data.y_test) if self.data is not None else 0
+        with torch_threads(self.threads):
+            try:
+                data = self.split()
+                n = len(data.y_test)
+                model = self.deployed_model(data)
+                return self.evaluate(model, data, start)
+            except PluginFault as exc:
+                return self.failed(str(exc), n, time.perf_counter() - start, traceback.format_exc(limit=8))
+            except Exception as exc:  # noqa: BLE001 - e.g. the gradient check on a broken model: this cell only
+                reason = f"{type(exc).__name__}: {exc}"
+                return self.failed(reason, n, time.perf_counter() - start, traceback.format_exc(limit=8))
+
+    def deployed_model(self, data: DataSplit) -> torch.nn.Module:
+        """The trained model after the defense's ``deploy``: a private copy of this process's cached one."""
+        plan = self.plan
+        key = config_hash({
+            "training": self.train_key, "defense": [plan.defense.name, plan.defense.version, plan.defense.config_dict()],
+            "data": id(data), "n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "device": plan.quantum_device,
+        })
+        _, model = _DEPLOYED.get_or(key, lambda: (data, self._deploy(data)))
+        try:
+            return copy.deepcopy(model)
+        except Exception:  # noqa: BLE001 - a module that cannot be copied is deployed afresh instead
+            return self._deploy(data)
+
+    def _deploy(self, data: DataSplit) -> torch.nn.Module:
+        plan = self.plan
+        model = self.fresh_model(data)
+        path = self.workspace.artifacts / self.weights
+        try:
+            load_model(model, str(path))
+        except Exception as exc:  # noqa: BLE001 - a missing or damaged weights file fails the cell, not the run
+            raise PluginFault(f"cannot load the trained weights {path}: {type(exc).__name__}: {exc}") from exc
+        model.eval()
+        ctx = self.context(derive_seed(self.seed, "deploy"), data)
+        with isolated_rng(ctx.seed), blame("defense", plan.defense.name, "deploy"):
+            model = plan.defense.deploy(model, data, ctx)
+        _check_module(model, f"defense {plan.defense.name!r} deploy")
+        model.eval()
+        return model
+
+    def evaluate(self, model: torch.nn.Module, data: DataSplit, start: float) -> CellRecord:
+        """The cell's numbers (the clean evaluation, or the attack's robust accuracy) as a record."""
+        plan, attack = self.plan, self.attack
+        ctx = self.context(derive_seed(self.seed, self.key), data)
+        x, y = data.x_test, data.y_test
+        base = self._base(len(y))
+        with isolated_rng(ctx.seed):
+            if attack is None:
+                correct, mean_acc = self._predict_correct(model, x, y, ctx)
+                with blame("defense", plan.defense.name, "describe"):
+                    described = _jsonable(plan.defense.describe(model))
+                info = {
+                    "stochastic": is_stochastic(model),
+                    "accuracy_all_repeats": float(correct.mean()) if len(correct) else 0.0,
+                    "defense": described,
+                    "gradient_check": gradient_check(
+                        model, x[: plan.gradient_check_examples], y[: plan.gradient_check_examples], ctx
+                    ),
+                }
+                return CellRecord(
+                    **base, status="ok", n_correct=int(correct.sum()), accuracy=mean_acc, correct=correct,
+                    info=info, seconds=time.perf_counter() - start,
+                )
+            try:
+                x_adv = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
+            except AttackSkipped as exc:
+                return CellRecord(
+                    **base, status="skipped", n_correct=0, accuracy=None, correct=None, info={},
+                    seconds=time.perf_counter() - start, error=str(exc),
+                )
+            correct, mean_acc = self._predict_correct(model, x_adv, y, ctx)
+            # The robust prediction counts only if it is also correct on every repetition: robust accuracy
+            # is the fraction robust in all repetitions (a sceptical reading of a stochastic defense).
+            info = {
+                "stochastic": is_stochastic(model),
+                "accuracy_mean_over_repeats": mean_acc,
+                "max_perturbation": float((x_adv - x).abs().max()) if len(x) else 0.0,
+                "threat": attack.threat,
+            }
+            return CellRecord(
+                **base, status="ok", n_correct=int(correct.sum()), accuracy=float(correct.mean()), correct=correct,
+                info=info, seconds=time.perf_counter() - start,
+            )
+
+    def _predict_correct(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
+    ) -> tuple[np.ndarray, float]:
+        """Per-example "correct in every repetition" and the mean accuracy over repetitions."""
+        plan = self.plan
+        repeats = plan.n_repeat if is_stochastic(model) else 1
+        all_correct = np.ones(len(y), dtype=bool)
+        total = 0.0
+        for _ in range(repeats):
+            parts = []
+            for i in range(0, len(x), plan.eval_batch_size):
+                xb = x[i : i + plan.eval_batch_size]
+                with blame("defense", plan.defense.name, "predict"):
+                    labels = plan.defense.predict(model, xb, ctx)
+                parts.append(_check_labels(plan.defense.name, labels, len(xb), ctx.data.n_classes))
+            preds = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+            correct = (preds == y).numpy()
+            all_correct &= correct
+            total += float(correct.mean()) if len(correct) else 0.0
+        return all_correct, total / repeats
+
+    def _generate(
+        self, attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float,
+        data: DataSplit, ctx: Context,
+    ) -> torch.Tensor:
+        plan = self.plan
+        parts = []
+        with ctx.progress.task(f"{attack.name} eps={epsilon:g}", total=len(x)) as bar:
+            for i in range(0, len(x), plan.eval_batch_size):
+                xb, yb = x[i : i + plan.eval_batch_size], y[i : i + plan.eval_batch_size]
+                with blame("attack", attack.name, "generate"):
+                    adv = attack.generate(model, xb.clone(), yb.clone(), epsilon, ctx)
+                    adv = torch.as_tensor(adv, dtype=xb.dtype).detach()
+                parts.append(check_adversarial(attack.name, xb, adv, epsilon, data))
+                bar.advance(len(xb))
+        return torch.cat(parts) if parts else x.clone()
+
+
+def check_adversarial(name: str, x: torch.Tensor, adv: torch.Tensor, epsilon: float, data: DataSplit) -> torch.Tensor:
+    """``adv`` shaped like ``x``, or a :class:`PluginFault` when the attack broke the contract."""
+    if adv.numel() != x.numel():
+        raise PluginFault(f"attack {name!r} returned {adv.numel()} values for {x.numel()} inputs")
+    adv = adv.reshape(x.shape)
+    if not torch.isfinite(adv).all():
+        raise PluginFault(f"attack {name!r} returned NaN or infinite inputs")
+    if not data.domain.contains(adv, atol=BALL_TOLERANCE):
+        raise PluginFault(f"attack {name!r} returned inputs outside the {data.domain.kind} domain")
+    # A projection onto the unit sphere may move a point slightly beyond the box around x; the ball is
+    # checked exactly only for box and unbounded domains.
+    distance = float((adv - x).abs().max()) if len(x) else 0.0
+    if data.domain.kind != "sphere" and distance > epsilon + BALL_TOLERANCE:
+        raise PluginFault(f"attack {name!r} left the epsilon ball ({distance:.6g} > {epsilon:g})")
+    return adv
+
+
+def _check_labels(defense: str, labels: Any, n: int, n_classes: int) -> torch.Tensor:
+    labels = torch.as_tensor(labels)
+    if labels.shape != (n,):
+        raise PluginFault(f"defense {defense!r} predict returned shape {tuple(labels.shape)} for {n} inputs")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise PluginFault(f"defense {defense!r} predict returned {labels.dtype} values, not integer labels")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise PluginFault(f"defense {defense!r} predict returned labels outside 0..{n_classes - 1}")
+    return labels.to(torch.int64)
+
+
+def _check_module(model: Any, what: str) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise PluginFault(f"{what} returned {type(model).__name__}, not a torch.nn.Module")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value

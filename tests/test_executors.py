@@ -1,0 +1,76 @@
+"""Executors: the same grid gives the same store in this process, on a process pool and on Dask, run after run.
+
+The grid: moons with the angle-encoded QNN, defenses ``none`` and ``gaussian_augmentation`` (noise in
+training), 2 seeds, FGSM and the iterative attacks (PGD's random start draws from the global RNG), so
+both the trainings and the cells exercise the per-cell seeding.
+"""
+
+import pickle
+
+import pytest
+from test_kill_resume import snapshot
+
+from qbench.cli import main
+from qbench.dask_executor import DaskExecutor
+from qbench.executor import InProcessExecutor
+from qbench.grid import board_plan, boards
+from qbench.leaderboard import GridOptions, run_grid
+from qbench.registry import load_registry
+from qbench.runner import Runner
+from qbench.store import Store
+from qbench.tasks import CellTask, TrainTask, Workspace
+
+PLUGINS = "moons,qnn,none,gaussian_augmentation,fgsm,iterative"
+BOARD, DEFENSES, SEEDS = "moons-qnn-angle", ["none", "gaussian_augmentation"], [0, 1]
+GRID = ["leaderboard", "run", "--track", "qnn", "--board", BOARD, *[a for d in DEFENSES for a in ("--defense", d)],
+        "--seeds", "2", "--epochs", "1", "--n-test", "20", "--no-sweep"]
+N_CELLS = len(DEFENSES) * len(SEEDS) * 6  # clean, fgsm, bim[n_eot=1], bim, pgd, mim (moons: no probe)
+
+
+def run_in_process(store, executor):
+    options = GridOptions(boards=[BOARD], defenses=DEFENSES, seeds=SEEDS, epochs=1, n_test=20, sweep=False)
+    with Store.open(store) as s:
+        report = run_grid(load_registry(), Runner(s, executor=executor), "qnn", options)
+    assert report.done == [f"{BOARD}/{d}" for d in DEFENSES], report.failed
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """The grid run by ``qbench leaderboard run`` on Dask and on a process pool, then twice in this process
+    and once more on another LocalCluster."""
+    tmp = tmp_path_factory.mktemp("executors")
+    paths = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QBENCH_PLUGINS", PLUGINS)
+        for name, args in {"cli-dask": ["--executor", "dask", "--workers", "2"], "cli-pool": ["--workers", "2"]}.items():
+            paths[name] = tmp / f"{name}.sqlite"
+            assert main([*GRID, *args, "--store", str(paths[name])]) == 0
+        for name in ("inprocess-1", "inprocess-2"):
+            paths[name] = tmp / f"{name}.sqlite"
+            run_in_process(paths[name], InProcessExecutor())
+        paths["dask"] = tmp / "dask.sqlite"
+        with DaskExecutor(workers=2) as dask:
+            run_in_process(paths["dask"], dask)
+    return {name: snapshot(path) for name, path in paths.items()}
+
+
+def test_cli_dask_local_cluster_stores_what_the_process_pool_stores(stores):
+    cells, trainings, weights = stores["cli-dask"]
+    assert len(cells) == N_CELLS and len(trainings) == len(DEFENSES) * len(SEEDS) and len(weights) == len(trainings)
+    assert all(c[7] == "ok" or c[7] == "skipped" for c in cells)
+    assert stores["cli-dask"] == stores["cli-pool"]
+
+
+def test_same_grid_twice_gives_identical_numbers_in_process_and_under_dask(stores):
+    assert stores["inprocess-1"] == stores["inprocess-2"]
+    assert stores["dask"] == stores["cli-dask"]
+    assert stores["inprocess-1"] == stores["dask"] == stores["cli-pool"]
+
+
+def test_tasks_carry_the_artifact_folder_not_the_store(tmp_path):
+    """Workers get picklable tasks; only the coordinator holds the SQLite connection."""
+    plan = board_plan(load_registry(), boards("qnn", [BOARD])[0], "none", [0], sweep=False)
+    workspace = Workspace(tmp_path / "s.sqlite.artifacts")
+    for task in (TrainTask(plan, 0, workspace, key="k"), CellTask(plan, 0, workspace, key="c", spec={"kind": "clean"})):
+        text = pickle.dumps(task)
+        assert b"sqlite3" not in text and pickle.loads(text).plan.defense.name == "none"
