@@ -10,6 +10,8 @@ fresh Python process (so no run inherits another's warm workers): in-process, on
 of 2 workers, and on a 2-worker Dask LocalCluster. The time is the grid run's wall time, starting and
 stopping the workers included (not the coordinator's own imports, the same for all). Speed-up is against
 the pool of 1 worker. The stores are compared at the end: every executor must store the same numbers.
+On a shared machine the speed-up is bounded by the CPU the other jobs leave: the script measures it before
+and after (two busy-looping processes against one: 2.0 means two free cores).
 """
 
 from __future__ import annotations
@@ -54,6 +56,24 @@ def one(kind: str, workers: int, store: Path, seeds: int, epochs: int, n_test: i
     return {"executor": kind, "workers": workers, "seconds": seconds, "cells": cells}
 
 
+def _spin(_: int) -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
+def parallelism() -> float:
+    """How many cores this machine gives two busy processes right now (2.0 on an idle 2-core machine)."""
+    import multiprocessing
+
+    alone = _spin(0)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        together = pool.map(_spin, [0, 1])
+    return 2 * alone / max(together)
+
+
 def stored_numbers(store: Path) -> list[tuple]:
     """Every cell's key and numbers (no timings)."""
     with sqlite3.connect(store) as conn:
@@ -74,6 +94,7 @@ def main() -> None:
         return
 
     load_before = os.getloadavg()
+    cores_before = parallelism()
     rows = []
     with tempfile.TemporaryDirectory(prefix="qbench-grid-bench-") as tmp:
         stores = []
@@ -96,6 +117,7 @@ def main() -> None:
         "grid": {"board": BOARD, "defenses": DEFENSES, "seeds": args.seeds, "epochs": args.epochs, "n_test": args.n_test,
                  "cells": rows[0]["cells"]},
         "cpu_count": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "parallelism_before": cores_before, "parallelism_after": parallelism(),
         "identical_stores": identical, "runs": rows,
     }
     if args.json:
@@ -103,7 +125,8 @@ def main() -> None:
         return
     print(f"grid: {BOARD}, {' + '.join(DEFENSES)}, {args.seeds} seeds, {args.epochs} epochs, n_test {args.n_test}, "
           f"{rows[0]['cells']} cells; {os.cpu_count()} cores; load average before/after "
-          f"{load_before[0]:.1f}/{result['load_average_after'][0]:.1f}; identical stores: {identical}")
+          f"{load_before[0]:.1f}/{result['load_average_after'][0]:.1f}; two busy processes got "
+          f"{cores_before:.1f}/{result['parallelism_after']:.1f} cores' worth; identical stores: {identical}")
     print("| executor | workers | wall time (s) | speed-up vs 1 worker |")
     print("| --- | ---: | ---: | ---: |")
     for row in rows:

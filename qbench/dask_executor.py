@@ -15,11 +15,23 @@ import os
 import uuid
 from typing import Any, Callable, Iterable
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 from qbench.errors import UsageError
-from qbench.executor import Executor, Outcome, run_task
+from qbench.executor import Executor, Outcome, limit_native_threads, run_task
 
 #: how long to wait for a running scheduler to answer
 CONNECT_TIMEOUT = "10s"
+
+
+class _NativeThreads(WorkerPlugin):
+    """A worker plugin: caps the BLAS/OpenMP thread pools of every LocalCluster worker, restarted ones too."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def setup(self, worker: Any) -> None:
+        limit_native_threads(self.threads)
 
 
 class DaskExecutor(Executor):
@@ -40,6 +52,7 @@ class DaskExecutor(Executor):
         self._cluster: Any = None
         self._futures: dict[Any, Any] = {}
         self._done: Any = None
+        self._settings: Any = None
         self._preload: set[str] = {"distributed", "qbench.tasks"}
 
     def preload(self, modules: Iterable[str]) -> None:
@@ -72,22 +85,27 @@ class DaskExecutor(Executor):
                 )
             self.workers = max(1, len(threads))
             return
-        # The scheduler reads the first two settings when it is created. Saturation 1.0 keeps one task per
-        # single-thread worker, so a dying worker takes no queued-up innocent task with it. Workers fork
-        # from a server that has imported torch and the plugins once, instead of each importing them.
-        settings = {
+        # Saturation 1.0 keeps one task per single-thread worker, so a dying worker takes no queued-up
+        # innocent task with it. Workers fork from a server that has imported torch and the plugins once,
+        # instead of each importing them; nannies read the start method again to restart a worker, so the
+        # settings stay in force until close().
+        settings: dict[str, Any] = {
             "distributed.scheduler.allowed-failures": self.retries,
             "distributed.scheduler.worker-saturation": 1.0,
-            "distributed.worker.multiprocessing-method": "forkserver",
         }
-        with dask.config.set(settings):
+        forkserver = "forkserver" in multiprocessing.get_all_start_methods()  # not on Windows
+        if forkserver:
+            settings["distributed.worker.multiprocessing-method"] = "forkserver"
+        self._settings = dask.config.set(settings)
+        if forkserver:
             get_mp_context()  # distributed sets its own preload list on first use; ours replaces it
             multiprocessing.get_context("forkserver").set_forkserver_preload(sorted(self._preload))
-            self._cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+        self._cluster = LocalCluster(
+            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         self._client = Client(self._cluster, set_as_default=False)
+        self._client.register_plugin(_NativeThreads(self.threads_per_worker or 1))
 
     def _finished(self) -> Any:
         from distributed import as_completed
@@ -96,9 +114,9 @@ class DaskExecutor(Executor):
             self._done = as_completed(loop=self.client.loop)
         return self._done
 
-    def submit(self, token: Any, task: Callable[[], Any]) -> None:
+    def submit(self, token: Any, task: Callable[[], Any], resubmitted: int = 0) -> None:
         future = self.client.submit(run_task, task, key=f"qbench-task-{uuid.uuid4().hex}", pure=False)
-        self._futures[future] = token
+        self._futures[future] = (token, task, resubmitted)
         self._finished().add(future)
 
     @property
@@ -110,21 +128,31 @@ class DaskExecutor(Executor):
 
         if not self._futures:
             return []
-        done = self._finished().next_batch(block=True)
         outcomes = []
-        for future in done:
-            token = self._futures.pop(future)
-            if future.status == "finished":
-                outcomes.append(Outcome(token, value=future.result()))
-            elif future.status == "error":
+        for future in self._finished().next_batch(block=True):
+            token, task, resubmitted = self._futures.pop(future)
+            status, value, exc = future.status, None, None
+            if status == "finished":
+                try:
+                    value = future.result()
+                except Exception:  # noqa: BLE001 - the result went with a worker that died since
+                    status = "lost"
+            elif status == "error":
                 exc = future.exception()
+            future.release()
+            if status == "finished":
+                outcomes.append(Outcome(token, value=value))
+            elif status == "error":
                 if isinstance(exc, KilledWorker):
-                    outcomes.append(Outcome(token, lost=f"the Dask worker running it died ({exc})"))
+                    times = getattr(exc, "allowed_failures", self.retries) + 1
+                    outcomes.append(Outcome(token, lost=f"the Dask worker running it died ({times} times, every time it ran)"))
                 else:
                     outcomes.append(Outcome(token, error=exc))
+            elif resubmitted < self.retries:
+                # A finished task whose result sat on a worker that died (another task's fault): run it again.
+                self.submit(token, task, resubmitted + 1)
             else:
-                outcomes.append(Outcome(token, lost=f"the Dask scheduler reports it {future.status}"))
-            future.release()
+                outcomes.append(Outcome(token, lost=f"the Dask scheduler reports it {status}, {resubmitted + 1} times"))
         return outcomes
 
     def close(self) -> None:
@@ -138,3 +166,6 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+        if self._settings is not None:
+            self._settings.__exit__(None, None, None)
+            self._settings = None

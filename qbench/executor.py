@@ -117,6 +117,19 @@ def run_task(task: Callable[[], Any]) -> Any:
     return task()
 
 
+def limit_native_threads(n: int) -> None:
+    """Cap the BLAS and OpenMP thread pools (numpy, scipy) of a worker process at ``n`` threads: each of N
+    workers would otherwise start one thread per core."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+
+
+def _init_worker(coordinator: int, threads: int) -> None:
+    _watch_coordinator(coordinator)
+    limit_native_threads(threads)
+
+
 def _watch_coordinator(coordinator: int) -> None:
     """Exit this worker when the coordinator is gone (SIGKILL leaves pool workers orphaned otherwise)."""
     parent = os.getppid()
@@ -187,7 +200,8 @@ class ProcessPool(Executor):
                 # Only the forkserver's first start reads the preload list; later pools fork from it.
                 self._context.set_forkserver_preload(sorted(self._preload))
             self._slots[index] = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=self._context, initializer=_watch_coordinator, initargs=(os.getpid(),)
+                max_workers=1, mp_context=self._context, initializer=_init_worker,
+                initargs=(os.getpid(), self.threads_per_worker),
             )
         return self._slots[index]  # type: ignore[return-value]
 
@@ -218,7 +232,8 @@ class ProcessPool(Executor):
                 self._deaths[token] += 1
                 deaths = self._deaths[token]
                 if deaths <= self.retries:
-                    log.warning("qbench: %s while running %s; running it again (%d of %d)", reason, token, deaths, self.retries)
+                    what = " ".join(map(str, token)) if isinstance(token, tuple) else token
+                    log.warning("qbench: %s while running %s; running it again (%d of %d)", reason, what, deaths, self.retries)
                     self._queue.appendleft((token, task))
                 else:
                     outcomes.append(Outcome(token, lost=f"{reason} ({deaths} times, every time it ran)"))

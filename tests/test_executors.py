@@ -5,18 +5,24 @@ training), 2 seeds, FGSM and the iterative attacks (PGD's random start draws fro
 both the trainings and the cells exercise the per-cell seeding.
 """
 
+import logging
 import pickle
 
+import dask
+import fault_plugins
 import pytest
+from distributed import LocalCluster
 from test_kill_resume import snapshot
 
 from qbench.cli import main
 from qbench.dask_executor import DaskExecutor
+from qbench.dataset import TrainingSchedule
+from qbench.errors import UsageError
 from qbench.executor import InProcessExecutor
 from qbench.grid import board_plan, boards
 from qbench.leaderboard import GridOptions, run_grid
 from qbench.registry import load_registry
-from qbench.runner import Runner
+from qbench.runner import Plan, Runner
 from qbench.store import Store
 from qbench.tasks import CellTask, TrainTask, Workspace
 
@@ -36,8 +42,8 @@ def run_in_process(store, executor):
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    """The grid run by ``qbench leaderboard run`` on Dask and on a process pool, then twice in this process
-    and once more on another LocalCluster."""
+    """The grid run by ``qbench leaderboard run`` on Dask (its own LocalCluster) and on a process pool, then
+    twice in this process and once more on a running cluster; then a plan with a worker-killing attack."""
     tmp = tmp_path_factory.mktemp("executors")
     paths = {}
     with pytest.MonkeyPatch.context() as mp:
@@ -49,9 +55,26 @@ def stores(tmp_path_factory):
             paths[name] = tmp / f"{name}.sqlite"
             run_in_process(paths[name], InProcessExecutor())
         paths["dask"] = tmp / "dask.sqlite"
-        with DaskExecutor(workers=2) as dask:
-            run_in_process(paths["dask"], dask)
-    return {name: snapshot(path) for name, path in paths.items()}
+        # a cluster started elsewhere (like dask-jobqueue's), reached through its scheduler's address
+        settings = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
+                    "distributed.worker.multiprocessing-method": "forkserver"}
+        with dask.config.set(settings), LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+                                                     silence_logs=logging.ERROR) as cluster:
+            with DaskExecutor(workers=1, scheduler=cluster.scheduler_address) as executor:
+                run_in_process(paths["dask"], executor)
+                assert executor.workers == 2
+                with Store.open(tmp / "dying.sqlite") as store:
+                    registry = load_registry([("faults", fault_plugins)])
+                    create = registry.create
+                    plan = Plan(
+                        track="qnn", dataset=create("dataset", "tiny_box"), model=create("model", "tiny_linear"),
+                        defense=create("defense", "none"), epsilons=[0.1], seeds=[0],
+                        attacks=[create("attack", a) for a in ("fgsm", "fault_kills_worker")],
+                        schedule=TrainingSchedule(epochs=1), n_eot=2, n_repeat=2,
+                    )
+                    Runner(store, executor=executor).run(plan)
+                    dying = {c.attack: (c.status, c.error) for c in store.cells()}
+    return {"dying": dying, **{name: snapshot(path) for name, path in paths.items()}}
 
 
 def test_cli_dask_local_cluster_stores_what_the_process_pool_stores(stores):
@@ -67,6 +90,13 @@ def test_same_grid_twice_gives_identical_numbers_in_process_and_under_dask(store
     assert stores["inprocess-1"] == stores["dask"] == stores["cli-pool"]
 
 
+def test_a_dask_worker_that_dies_loses_only_its_cell(stores):
+    assert stores["dying"][None] == ("ok", None) and stores["dying"]["fgsm"] == ("ok", None)
+    assert stores["dying"]["fault_kills_worker"] == (
+        "failed", "cell lost: the Dask worker running it died (2 times, every time it ran)"
+    )
+
+
 def test_tasks_carry_the_artifact_folder_not_the_store(tmp_path):
     """Workers get picklable tasks; only the coordinator holds the SQLite connection."""
     plan = board_plan(load_registry(), boards("qnn", [BOARD])[0], "none", [0], sweep=False)
@@ -74,3 +104,10 @@ def test_tasks_carry_the_artifact_folder_not_the_store(tmp_path):
     for task in (TrainTask(plan, 0, workspace, key="k"), CellTask(plan, 0, workspace, key="c", spec={"kind": "clean"})):
         text = pickle.dumps(task)
         assert b"sqlite3" not in text and pickle.loads(text).plan.defense.name == "none"
+
+
+def test_a_cluster_whose_workers_run_several_threads_is_refused():
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with DaskExecutor(workers=1, scheduler=cluster.scheduler_address) as executor:
+            with pytest.raises(UsageError, match="run 2 threads each; qbench needs one thread per worker process"):
+                executor.submit("task", int)
