@@ -127,3 +127,19 @@ def test_write_renders_curves_as_inline_svg(tmp_path):
     assert html.count("<svg") == 1 and "noise_layer, FGSM" in html and "http" not in html.split("<svg")[0]
     assert "| noise_layer, FGSM | 90.0  | 70.0    | 40.0    |" in page.read_text()
     assert json.loads(json_path.read_text())["experiments"][0]["values"] == values
+
+
+@pytest.mark.parametrize("name", sorted(REPRODUCTIONS))
+def test_committed_reproduction_pages_match_their_reports(name):
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "leaderboards" / "reproductions"
+    path = folder / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"no committed {name} report")
+    report = json.loads(path.read_text())
+    assert report["reproduction"] == name and report["experiments"]
+    assert (folder / f"{name}.md").read_text() == rr.markdown(report)
+    assert (folder / f"{name}.html").read_text() == rr.html_page(report)
+    for experiment in report["experiments"]:
+        assert experiment["values"], experiment["id"]

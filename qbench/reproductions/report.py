@@ -234,6 +234,11 @@ def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     path = out / f"{report['reproduction']}.json"
     previous = json.loads(path.read_text()) if path.exists() else None
     report = merge(previous, report)
+    from qbench.reproductions import REPRODUCTIONS
+
+    known = REPRODUCTIONS.get(report["reproduction"])
+    order = {e.id: i for i, e in enumerate(known.experiments)} if known else {}
+    report["experiments"].sort(key=lambda e: order.get(e["id"], len(order)))
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
