@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -117,7 +118,8 @@ class _Transfer(Attack):
             train(model, data, schedule, own, description=f"surrogate {self.architecture}")
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            # a name of this process's own: two workers may train the same surrogate at once
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             save_model(model, str(tmp))
             tmp.replace(path)
         return model.eval()
