@@ -7,6 +7,7 @@ attacks over the sweep of epsilons for the robustness plots, over the same seeds
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from qbench.dataset import TrainingSchedule
@@ -61,7 +62,9 @@ def boards(track: str, names: list[str] | None = None) -> list[Board]:
         return list(all_boards.values())
     unknown = [n for n in names if n not in all_boards]
     if unknown:
-        raise UsageError(f"unknown board {unknown[0]!r} on track {track} (boards: {', '.join(all_boards)})")
+        close = difflib.get_close_matches(unknown[0], list(all_boards), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"unknown board {unknown[0]!r} on track {track}{hint} (boards: {', '.join(all_boards)})")
     return [all_boards[n] for n in names]
 
 

@@ -56,7 +56,7 @@ CASES = [
     case("unknown-attack-close", EVAL.replace("fgsm", "apgd-cee"), 2, "unknown attack 'apgd-cee'; did you mean 'apgd-ce'?"),
     case("unknown-grid-defense", GRID.replace("none", "gaussian_augmentaton"), 2,
          "unknown defense 'gaussian_augmentaton'; did you mean 'gaussian_augmentation'?"),
-    case("unknown-board", GRID.replace("moons-qnn-angle", "moons-qnn-angel"), 2, "unknown board 'moons-qnn-angel'"),
+    case("unknown-board", GRID.replace("moons-qnn-angle", "moons-qnn-angel"), 2, "unknown board 'moons-qnn-angel' on track qnn; did you mean 'moons-qnn-angle'?"),
     case("unknown-defense-option", EVAL.replace("--defense none", "--defense gaussian_augmentation")
          + " --defense-option sigmaa=0.1", 2, "unknown option 'sigmaa'"),
     case("unknown-attack-option", EVAL + " --attack-option fgsm.stepz=3", 2, "unknown option 'stepz'"),
