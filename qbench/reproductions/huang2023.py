@@ -171,15 +171,6 @@ FIGURE7 = Experiment(
 SIGMAS = (1, 3, 5)
 
 
-def _read_figure8(summaries: dict) -> list[Value]:
-    values = []
-    for label, summary in summaries.items():
-        values.append(accuracy_value(label, "clean", summary["clean"], None))
-        values.append(accuracy_value(label, "FGSM", robust(summary, "fgsm", EPS), None))
-        values.append(accuracy_value(label, "BIM", robust(summary, "bim", EPS), None))
-    return values
-
-
 FIGURE8 = Experiment(
     id="figure8",
     title="Figure 8: clean/FGSM/BIM accuracy for sigma^2 = 2 pi / 2^k, standard training vs ours (MNIST)",
@@ -188,7 +179,7 @@ FIGURE8 = Experiment(
              | ({} if k == 5 else {"sigma2": 2 * math.pi / 2**k}))
         for k in SIGMAS for who in ("standard", "ours")
     ),
-    attacks=PAPER_ATTACKS, epsilons=(EPS,), n_test=MNIST_TEST, read=_read_figure8,
+    attacks=PAPER_ATTACKS, epsilons=(EPS,), n_test=MNIST_TEST, read=lambda s: _clean_fgsm_bim(s, {}),
     notes=MNIST_NOTE + " k = 1, 3, 5 of the paper's 1..5; 'standard' = noise layers without the combined "
     "loss (QNN-N), 'ours' = QNN-CN.",
     paper_claim="Ours is stable across sigma^2 except at the largest (2 pi / 2^1), where accuracy drops "

@@ -19,7 +19,7 @@ import qbench
 from qbench.entry import git_commit, package_versions
 from qbench.registry import Registry
 from qbench.reproductions import Reproduction
-from qbench.reproductions.experiment import Experiment, Value
+from qbench.reproductions.experiment import Experiment
 from qbench.runner import Runner
 from qbench.summary import summarize
 
@@ -105,7 +105,7 @@ def _fmt(value: float | None, unit: str) -> str:
     if unit == "percent":
         return f"{value:.1f}"
     if unit.startswith("eps:"):
-        return f"{value * 255:.0f}/255" if unit.endswith("cifar10") or unit.endswith("cifar100") else f"{value:g}"
+        return f"{value * 255:.0f}/255" if unit.startswith("eps:cifar") else f"{value:g}"
     return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
 
 
@@ -247,8 +247,3 @@ def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     (out / f"{report['reproduction']}.html").write_text(html_page(report))
     return path, page
 
-
-def values_of(result: dict[str, Any]) -> list[Value]:
-    """The values of an experiment result as :class:`Value` objects."""
-    return [Value(v["row"], v["column"], v["ours"], v["paper"], tuple(v["ci"]) if v["ci"] else None, v["unit"])
-            for v in result["values"]]
