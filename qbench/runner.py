@@ -191,7 +191,7 @@ class Runner:
         """A context for ``seed`` with this runner's directories and the plan's evaluation settings."""
         kwargs: dict[str, Any] = {"run_seed": run_seed}
         if plan is not None:
-            kwargs = {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "quantum_device": plan.quantum_device}
+            kwargs.update(n_eot=plan.n_eot, n_repeat=plan.n_repeat, quantum_device=plan.quantum_device)
         return Context(
             seed=seed, data_dir=self.data_dir, cache_dir=self.cache_dir, progress=self.reporter, data=data, **kwargs
         )

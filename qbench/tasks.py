@@ -151,10 +151,8 @@ class _Task:
 
     def context(self, seed: int, data: DataSplit) -> Context:
         plan = self.plan
-        # run_seed is left at its default (0) in every cell, as the runner has always done: plugins caching
-        # per run seed (transfer surrogates) key on it, and stored results depend on it.
         return Context(
-            seed=seed, data_dir=self.workspace.data_dir, cache_dir=self.workspace.cache_dir,
+            seed=seed, run_seed=self.seed, data_dir=self.workspace.data_dir, cache_dir=self.workspace.cache_dir,
             progress=self.reporter or Reporter(), data=data, n_eot=plan.n_eot, n_repeat=plan.n_repeat,
             quantum_device=plan.quantum_device,
         )

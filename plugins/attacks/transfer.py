@@ -82,7 +82,8 @@ class TransferConfig:
 
 class _Transfer(Attack):
     Config = TransferConfig
-    version = "1"
+    # 2: surrogates are trained per run seed (version 1 cells all used run seed 0's surrogate)
+    version = "2"
     tracks = ("qnn",)
     threat = "transfer"
     architecture = "fnn"
