@@ -82,7 +82,6 @@ def art_classifier(model: torch.nn.Module, ctx: "Context", n_eot: int | None = N
         raise ValueError("the context carries no dataset split; the runner sets ctx.data for attack cells")
     if n_eot is None:
         n_eot = ctx.n_eot if is_stochastic(model) else 1
-    dtype = next(model.parameters()).dtype if any(True for _ in model.parameters()) else torch.float32
     return EOTPyTorchClassifier(
         model=model,
         loss=torch.nn.CrossEntropyLoss(),

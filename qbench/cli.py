@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,10 +20,10 @@ from rich.table import Table
 
 import qbench
 from qbench.config import parse_assignments
-from qbench.dataset import TrainingSchedule
 from qbench.errors import ConfigError, QBenchError, UsageError
 from qbench.executor import KINDS, ExecutorSpec, executor_spec
 from qbench.grid import add_probe
+from qbench.planning import make_plan
 from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
 from qbench.render_markdown import pct
@@ -185,9 +185,7 @@ def _track(args: argparse.Namespace, registry: Registry) -> str:
 def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defense_options: dict) -> Plan:
     track = _track(args, registry)
     defaults = DEFAULTS[track]
-    dataset = registry.create("dataset", args.dataset or defaults.dataset, parse_assignments(args.dataset_option, "--dataset-option"), track)
-    model = registry.create("model", args.model or defaults.model, parse_assignments(args.model_option, "--model-option"), track)
-    defense = registry.create("defense", defense_name, defense_options, track)
+    dataset = args.dataset or defaults.dataset
     attack_options = _attack_options(args.attack_option)
     if args.attacks:
         suite = [(n, {}) for n in dict.fromkeys(args.attacks)]
@@ -197,15 +195,15 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
     unknown_opts = set(attack_options) - {n for n, _ in suite}
     if unknown_opts:
         raise ConfigError(f"--attack-option names attack {sorted(unknown_opts)[0]!r}, which is not being run")
-    attacks = [registry.create("attack", n, {**o, **attack_options.get(n, {})}, track) for n, o in suite]
-    schedule = type(dataset).training
-    if args.epochs:
-        schedule = TrainingSchedule(args.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
-    epsilons = list(dict.fromkeys(args.epsilons or type(dataset).epsilons or defaults.epsilons))
-    return Plan(
-        track=track, dataset=dataset, model=model, defense=defense.at_threat(max(epsilons)), attacks=attacks,
-        epsilons=epsilons, seeds=list(range(args.seeds)),
-        schedule=schedule, n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
+    epsilons = list(dict.fromkeys(args.epsilons or registry.get("dataset", dataset).epsilons or defaults.epsilons))
+    return make_plan(
+        registry, track,
+        dataset=(dataset, parse_assignments(args.dataset_option, "--dataset-option")),
+        model=(args.model or defaults.model, parse_assignments(args.model_option, "--model-option")),
+        defense=(defense_name, defense_options),
+        attacks=[(n, {**o, **attack_options.get(n, {})}) for n, o in suite],
+        epsilons=epsilons, seeds=list(range(args.seeds)), epochs=args.epochs,
+        n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
         quantum_device=args.quantum_device,
     )
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from qbench.dataset import TrainingSchedule
 from qbench.errors import UsageError
+from qbench.planning import make_plan
 from qbench.registry import Registry
 from qbench.runner import Plan
 from qbench.tracks import DEFAULTS, MAPPED_DNN, QNN
@@ -84,21 +84,15 @@ def board_plan(
 ) -> Plan:
     """The plan of one defense on one board under the track's protocol."""
     defaults = DEFAULTS[board.track]
-    dataset = registry.create("dataset", board.dataset, board.dataset_options, board.track)
-    model = registry.create("model", board.model, board.model_options, board.track)
     installed = set(registry.names("attack"))
-    suite = [registry.create("attack", n, o, board.track) for n, o in defaults.attacks if n in installed]
-    curves = [registry.create("attack", n, o, board.track) for n, o in CURVE_ATTACKS[board.track] if n in installed]
-    schedule = type(dataset).training
-    if board.epochs:
-        schedule = TrainingSchedule(board.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
-    epsilons = list(type(dataset).epsilons or defaults.epsilons)
-    return Plan(
-        track=board.track, dataset=dataset, model=model,
-        defense=registry.create("defense", defense, defense_options or {}, board.track).at_threat(max(epsilons)),
-        attacks=suite, epsilons=epsilons, seeds=list(seeds), schedule=schedule, n_eot=n_eot, n_repeat=n_repeat,
-        n_test=board.n_test, sweep_attacks=curves if sweep else [],
-        sweep_epsilons=list(type(dataset).sweep or defaults.sweep) if sweep else [],
+    epsilons = list(registry.get("dataset", board.dataset).epsilons or defaults.epsilons)
+    return make_plan(
+        registry, board.track, dataset=(board.dataset, board.dataset_options), model=(board.model, board.model_options),
+        defense=(defense, defense_options or {}), attacks=[(n, o) for n, o in defaults.attacks if n in installed],
+        epsilons=epsilons, seeds=list(seeds), epochs=board.epochs, n_eot=n_eot, n_repeat=n_repeat,
+        n_test=board.n_test,
+        sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
+        sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
     )
 
 

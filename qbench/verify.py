@@ -19,6 +19,7 @@ from qbench.attack import attack_label
 from qbench.checks import tolerance
 from qbench.dataset import TrainingSchedule
 from qbench.errors import UsageError
+from qbench.planning import make_plan
 from qbench.progress import Reporter
 from qbench.registry import Registry
 from qbench.runner import Plan, Runner
@@ -82,22 +83,20 @@ def sample_cells(entry: dict[str, Any], k: int, seed: int = 0) -> list[dict[str,
 def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Plan:
     track = entry["track"]
     protocol = entry["protocol"]
-    schedule = TrainingSchedule(**protocol["schedule"])
     attacks, epsilons = [], []
     if cell["kind"] == "attack":
         row = next((a for a in entry["attacks"] if a["attack"] == cell["attack"] and a["epsilon"] == cell["epsilon"]), None)
         if row is None:
             raise UsageError(f"the entry's cell {cell['attack']} eps={cell['epsilon']} has no attack row")
-        attack = registry.create("attack", row["name"], row["config"], track)
-        if attack_label(attack) != cell["attack"]:
+        if attack_label(registry.create("attack", row["name"], row["config"], track)) != cell["attack"]:
             raise UsageError(f"attack {cell['attack']!r} cannot be rebuilt from its config")
-        attacks, epsilons = [attack], [cell["epsilon"]]
-    return Plan(
-        track=track,
-        dataset=registry.create("dataset", entry["dataset"]["name"], entry["dataset"]["config"], track),
-        model=registry.create("model", entry["model"]["name"], entry["model"]["config"], track),
-        defense=registry.create("defense", entry["defense"]["name"], entry["defense"]["config"], track),
-        attacks=attacks, epsilons=epsilons, seeds=[cell["seed"]], schedule=schedule,
+        attacks, epsilons = [(row["name"], row["config"])], [cell["epsilon"]]
+    # the stored defense config already has its threat filled in (at_threat leaves a filled config as is)
+    return make_plan(
+        registry, track, dataset=(entry["dataset"]["name"], entry["dataset"]["config"]),
+        model=(entry["model"]["name"], entry["model"]["config"]),
+        defense=(entry["defense"]["name"], entry["defense"]["config"]), attacks=attacks, epsilons=epsilons,
+        seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"],
         quantum_device=protocol.get("quantum_device"),
     )

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from qbench.dataset import TrainingSchedule
+from qbench.planning import make_plan
 from qbench.registry import Registry
 from qbench.runner import Plan
 
@@ -87,22 +87,15 @@ class Experiment:
         self, registry: Registry, seeds: list[int], epochs: int | None = None, n_test: int | None = None
     ) -> list[tuple[Setting, Plan]]:
         """One plan per setting (``epochs`` / ``n_test`` override the experiment's, for smoke runs)."""
-        out = []
-        for s in self.settings:
-            dataset = registry.create("dataset", s.dataset, s.dataset_options, s.track)
-            model = registry.create("model", s.model, s.model_options, s.track)
-            defense = registry.create("defense", s.defense, s.defense_options, s.track)
-            attacks = [registry.create("attack", n, o, s.track) for n, o in self.attacks]
-            schedule = type(dataset).training
-            if epochs or s.epochs:
-                schedule = TrainingSchedule(epochs or s.epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
-            plan = Plan(
-                track=s.track, dataset=dataset, model=model, defense=defense.at_threat(max(self.epsilons)),
-                attacks=attacks, epsilons=list(self.epsilons), seeds=list(seeds), schedule=schedule,
-                n_eot=self.n_eot, n_repeat=self.n_repeat, n_test=n_test or self.n_test,
-            )
-            out.append((s, plan))
-        return out
+        return [
+            (s, make_plan(
+                registry, s.track, dataset=(s.dataset, s.dataset_options), model=(s.model, s.model_options),
+                defense=(s.defense, s.defense_options), attacks=self.attacks, epsilons=list(self.epsilons),
+                seeds=list(seeds), epochs=epochs or s.epochs, n_eot=self.n_eot, n_repeat=self.n_repeat,
+                n_test=n_test or self.n_test,
+            ))
+            for s in self.settings
+        ]
 
 
 def robust(summary: dict[str, Any], attack: str, epsilon: float, **options: Any) -> dict[str, Any] | None:
