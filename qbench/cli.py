@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("results", parents=[common], help="what the result store holds")
     rs.add_argument("--store", type=Path, default=None)
 
+    mg = sub.add_parser("merge", parents=[common], help="merge other result stores into this one (cells, weights, caches)")
+    mg.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="stores to read (left unchanged)")
+    mg.add_argument("--store", type=Path, default=None, help="the store merged into (created if missing)")
+
     vf = sub.add_parser("verify", parents=[common], help="re-run a sample of an entry's cells from scratch")
     vf.add_argument("entry", type=Path, help="a leaderboard entry JSON file")
     vf.add_argument("--sample", type=_positive_int, default=3, help="how many cells to re-run (default 3)")
@@ -410,6 +414,34 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     return status
 
 
+def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench merge SOURCE...``: exit 0, or 1 when a cell stored in both stores disagrees (the store's is kept)."""
+    from qbench.store_merge import merge_store
+
+    for source in args.sources:
+        if not source.is_file():
+            raise UsageError(f"no qbench store at {source}")
+    with Store.open(args.store or default_store_path()) as store:
+        reports = [merge_store(source, store) for source in args.sources]
+        target = str(store.path)
+    if args.json:
+        print(json.dumps({"store": target, "merged": [vars(r) for r in reports]}, indent=2))
+    else:
+        for r in reports:
+            out.print(
+                f"{r.source} -> {target}: {r.trainings_added} trainings, {r.cells_added} cells, "
+                f"{r.cache_files_added} cache files added; {r.cells_kept} cells already there"
+                + (f"; {len(r.missing_weights)} trainings skipped (weights missing)" if r.missing_weights else ""),
+                markup=False, highlight=False,
+            )
+    disagreeing = [(r.source, key) for r in reports for key in r.disagreements]
+    if disagreeing:
+        print(f"qbench: error: {len(disagreeing)} cells differ between {disagreeing[0][0]} and {target} "
+              f"(first: {disagreeing[0][1]}); the destination's results were kept", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench verify ENTRY``: exit 0 when every re-run cell agrees, 1 when one does not."""
     from qbench import entry as entry_mod
@@ -502,7 +534,7 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
-COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "leaderboard": cmd_leaderboard}
+COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "merge": cmd_merge, "leaderboard": cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
