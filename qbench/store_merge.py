@@ -14,8 +14,9 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from qbench.errors import StoreError, UsageError
+from qbench.errors import UsageError
 from qbench.store import Store
 
 
@@ -51,52 +52,51 @@ def merge_store(source: Path, destination: Store) -> MergeReport:
         raise UsageError(f"cannot merge store {source} into itself")
     report = MergeReport(str(source))
     with Store.open(source, create=False) as src:
-        trainings = src.trainings()
-        cells = src.cells()
+        trainings = _rows(src.conn, "trainings")
+        cells = _rows(src.conn, "cells")
         # weights and caches first: a record is only ever written after the file it points to
         for t in trainings:
-            weights = src.artifacts / t.weights
+            weights = src.artifacts / t["weights"]
             if weights.exists():
-                _copy_new(weights, destination.artifacts / t.weights)
+                _copy_new(weights, destination.artifacts / t["weights"])
             else:
-                report.missing_weights.append(t.key)
+                report.missing_weights.append(t["key"])
         cache = src.artifacts / "cache"
         if cache.is_dir():
             for path in sorted(p for p in cache.rglob("*") if p.is_file() and not p.name.endswith(".tmp")):
                 report.cache_files_added += _copy_new(path, destination.artifacts / "cache" / path.relative_to(cache))
-        conn = destination.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for t in trainings:
-                if t.key in report.missing_weights:
-                    continue
-                if conn.execute("SELECT 1 FROM trainings WHERE key=?", (t.key,)).fetchone() is None:
-                    _insert_row(conn, src, "trainings", t.key)
-                    report.trainings_added += 1
-            for c in cells:
-                row = conn.execute("SELECT status, accuracy, correct FROM cells WHERE key=?", (c.key,)).fetchone()
-                if row is None or (row[0] == "failed" and c.status != "failed"):
-                    _insert_row(conn, src, "cells", c.key)
-                    report.cells_added += 1
-                    continue
-                report.cells_kept += 1
-                if row[0] == "ok" and c.status == "ok":
-                    mine = src.conn.execute("SELECT accuracy, correct FROM cells WHERE key=?", (c.key,)).fetchone()
-                    if tuple(mine) != (row[1], row[2]):
-                        report.disagreements.append(c.key)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    missing = set(report.missing_weights)
+    conn = destination.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for t in trainings:
+            if t["key"] not in missing and conn.execute("SELECT 1 FROM trainings WHERE key=?", (t["key"],)).fetchone() is None:
+                _insert(conn, "trainings", t)
+                report.trainings_added += 1
+        for c in cells:
+            row = conn.execute("SELECT status, accuracy, correct FROM cells WHERE key=?", (c["key"],)).fetchone()
+            if row is None or (row[0] == "failed" and c["status"] != "failed"):
+                _insert(conn, "cells", c)
+                report.cells_added += 1
+                continue
+            report.cells_kept += 1
+            if row[0] == "ok" and c["status"] == "ok" and (c["accuracy"], c["correct"]) != (row[1], row[2]):
+                report.disagreements.append(c["key"])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return report
 
 
-def _insert_row(conn: sqlite3.Connection, src: Store, table: str, key: str) -> None:
-    """Copy one row of ``table`` verbatim (timestamps included) from ``src``."""
-    cursor = src.conn.execute(f"SELECT * FROM {table} WHERE key=?", (key,))
+def _rows(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` as stored (column name -> value), oldest first."""
+    cursor = conn.execute(f"SELECT * FROM {table} ORDER BY created")
     columns = [d[0] for d in cursor.description]
-    values = cursor.fetchone()
-    if values is None:
-        raise StoreError(f"{src.path}: {table} row {key} vanished while merging")
-    placeholders = ",".join("?" * len(columns))
-    conn.execute(f"INSERT OR REPLACE INTO {table} ({','.join(columns)}) VALUES ({placeholders})", values)
+    return [dict(zip(columns, values)) for values in cursor]
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """Write ``row`` verbatim (timestamps included), replacing a failed record of the same key."""
+    marks = ",".join("?" * len(row))
+    conn.execute(f"INSERT OR REPLACE INTO {table} ({','.join(row)}) VALUES ({marks})", tuple(row.values()))
