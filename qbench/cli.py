@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--board", action="append", dest="boards", metavar="NAME", help="restrict to boards")
     grid_args.add_argument("--defense", action="append", dest="defenses", metavar="NAME", help="restrict to defenses")
     grid_args.add_argument("--seeds", type=_positive_int, default=3)
-    grid_args.add_argument("--n-eot", type=_positive_int, default=20)
+    grid_args.add_argument("--n-eot", type=_positive_int, help="override every board's EOT samples (default: the board's, else 20)")
     grid_args.add_argument("--n-repeat", type=_positive_int, default=5)
     grid_args.add_argument("--epochs", type=_positive_int, help="override every board's epochs (smoke runs)")
     grid_args.add_argument("--n-test", type=_positive_int, help="override every board's test-set size (smoke runs)")

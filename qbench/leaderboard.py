@@ -26,12 +26,12 @@ from qbench.tracks import DEFAULTS
 
 @dataclass(frozen=True)
 class GridOptions:
-    """Which part of the grid, and the protocol settings (``epochs``/``n_test`` override boards, for smoke runs)."""
+    """Which part of the grid, and the protocol settings (``epochs``/``n_test``/``n_eot`` override the boards')."""
 
     boards: list[str] | None = None
     defenses: list[str] | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    n_eot: int = 20
+    n_eot: int | None = None
     n_repeat: int = 5
     epochs: int | None = None
     n_test: int | None = None

@@ -108,7 +108,8 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
 <p><a href="index.html">all boards</a></p>
 <h1>{esc(first['track'])} · {esc(board)}</h1>
 <p>Dataset <code>{esc(first['dataset']['name'])}</code>, model <code>{esc(first['model']['name'])}</code>,
-{len(first['seeds'])} seeds, {first['n_test']} test examples, ranking epsilon {first['epsilon']:.4g}.
+{len(first['seeds'])} seeds, {first['n_test']} test examples,
+EOT-{first['protocol']['n_eot']} on stochastic models, ranking epsilon {first['epsilon']:.4g}.
 Accuracies in percent: mean ± std over seeds [95% CI]. {esc(first['provenance'].get('data_notes', ''))}</p>
 <table id="ranking"><tr><th>#</th><th class=l>defense</th><th>clean</th><th>robust (worst case)</th>
 <th>paper protocol</th><th>training cost</th><th class=l>flags</th></tr>

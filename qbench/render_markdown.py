@@ -65,8 +65,9 @@ def board_page(board: str, entries: list[dict[str, Any]]) -> str:
         f"# {first['track']} · {board}",
         "",
         f"Dataset `{first['dataset']['name']}` {first['dataset']['config']}, model `{first['model']['name']}` "
-        f"{first['model']['config']}; {len(first['seeds'])} seeds; {first['n_test']} test examples; ranking "
-        f"epsilon {first['epsilon']:.4g}. Accuracies in percent: mean ± std over seeds [95% CI].",
+        f"{first['model']['config']}; {len(first['seeds'])} seeds; {first['n_test']} test examples; "
+        f"EOT-{first['protocol']['n_eot']} on stochastic models; ranking epsilon {first['epsilon']:.4g}. "
+        "Accuracies in percent: mean ± std over seeds [95% CI].",
     ]
     if first["provenance"].get("data_notes"):
         lines += ["", f"Data: {first['provenance']['data_notes']}"]

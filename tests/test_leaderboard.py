@@ -113,3 +113,20 @@ def test_committed_board_page_renders_in_headless_chromium(tmp_path):
     proc = subprocess.run([CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_board_protocol_reaches_the_plan_and_the_cli_overrides_it():
+    from qbench.grid import board_plan, boards
+    from qbench.leaderboard import GridOptions
+    from qbench.registry import load_registry
+
+    registry = load_registry()
+    lenet = boards("mapped-dnn", ["mnist-lenet"])[0]
+    plan = board_plan(registry, lenet, "intrinsic_noise", [0], sweep=False)
+    assert (plan.n_eot, plan.n_test) == (lenet.n_eot, lenet.n_test) == (5, 200)
+    assert board_plan(registry, lenet, "intrinsic_noise", [0], n_eot=20, sweep=False).n_eot == 20
+    # a board without its own EOT setting gets the grid's 20
+    moons = boards("qnn", ["moons-qnn-angle"])[0]
+    assert moons.n_eot is None and board_plan(registry, moons, "none", [0], sweep=False).n_eot == 20
+    (_, plans), = GridOptions(boards=["mnist-lenet"], defenses=["qnad"], n_eot=7, n_test=50).plans(registry, "mapped-dnn")
+    assert (plans[0].n_eot, plans[0].n_test) == (7, 50)
