@@ -78,6 +78,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "training": {
             "seconds": [t.seconds for t in trainings],
             "mean_seconds": float(np.mean([t.seconds for t in trainings])) if trainings else None,
+            "median_seconds": float(np.median([t.seconds for t in trainings])) if trainings else None,
             "defense_info": [c.info.get("defense", {}) for c in clean_cells],
         },
         "data": {"notes": result.data.notes, "files": result.data.files, "domain": result.data.domain.to_dict()},
@@ -96,9 +97,14 @@ def summarize(result: RunResult) -> dict[str, Any]:
 
 
 def compare(defended: dict[str, Any], undefended: dict[str, Any]) -> None:
-    """Add the undefended model's numbers to ``defended``: training cost ratio and relative improvement."""
-    base_seconds = undefended["training"]["mean_seconds"]
-    own = defended["training"]["mean_seconds"]
+    """Add the undefended model's numbers to ``defended``: training cost ratio and relative improvement.
+
+    The cost ratio is of the median training times over the seeds: the seeds may train under different
+    machine load (a resumed grid, another run beside it), and one slow seed must not make a defense
+    look cheap or expensive. Every seed's time stays in the entry.
+    """
+    base_seconds = undefended["training"]["median_seconds"]
+    own = defended["training"]["median_seconds"]
     defended["training"]["relative_cost"] = (own / base_seconds) if base_seconds and own is not None else None
     improvements = []
     for mine, theirs in zip(defended["worst_case"], undefended["worst_case"]):

@@ -58,3 +58,15 @@ def test_worst_case_monotonicity_compares_like_with_like():
     assert run_checks(summary, {}) == []  # 0.15 has the full suite: not comparable with 0.1 / 0.2
     summary["worst_case"][2]["robust"] = est(0.40)  # but 0.2 rising above 0.1 with the same attacks is flagged
     assert [f.check for f in run_checks(summary, {})] == ["monotone"]
+
+
+def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it():
+    from qbench.summary import compare
+
+    def summary(seconds):
+        return {"training": {"median_seconds": float(np.median(seconds))}, "worst_case": []}
+
+    # standard training's seed 0 ran under load (623 s against 62 s): the mean ratio would be 0.5x
+    undefended, augmented = summary([623.4, 62.4, 62.9]), summary([121.4, 129.5, 121.7])
+    compare(augmented, undefended)
+    assert augmented["training"]["relative_cost"] == pytest.approx(121.7 / 62.9)
