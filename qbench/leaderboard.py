@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from qbench import coverage
 from qbench import entry as entries_mod
 from qbench.attack import format_label
 from qbench.errors import QBenchError
@@ -149,13 +150,15 @@ def rendered_files(out: Path) -> dict[Path, str]:
     files: dict[Path, str] = {}
     if not grouped:
         return files
-    files[out / "README.md"] = index_page(grouped)
-    files[out / "html" / "index.html"] = index_html(grouped)
+    missing = coverage.gaps(grouped)
+    files[out / "README.md"] = index_page(grouped, missing)
+    files[out / "html" / "index.html"] = index_html(grouped, missing)
     for board, entries in grouped.items():
         track = entries[0]["track"]
-        files[out / track / board / "README.md"] = board_page(board, entries)
+        gap = next((g for g in missing if g.board == board), None)
+        files[out / track / board / "README.md"] = board_page(board, entries, gap)
         curve_names = [format_label(n, o) for n, o in CURVE_ATTACKS[track]]
-        files[out / "html" / f"{board}.html"] = board_html(board, entries, curve_names)
+        files[out / "html" / f"{board}.html"] = board_html(board, entries, curve_names, gap)
     return files
 
 

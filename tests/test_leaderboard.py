@@ -130,3 +130,32 @@ def test_board_protocol_reaches_the_plan_and_the_cli_overrides_it():
     assert moons.n_eot is None and board_plan(registry, moons, "none", [0], sweep=False).n_eot == 20
     (_, plans), = GridOptions(boards=["mnist-lenet"], defenses=["qnad"], n_eot=7, n_test=50).plans(registry, "mapped-dnn")
     assert (plans[0].n_eot, plans[0].n_test) == (7, 50)
+
+
+def test_pages_name_what_the_grid_lacks_and_how_to_compute_it():
+    from qbench.coverage import gaps
+    from qbench.render_markdown import gap_line
+
+    def entry(track, defense):
+        return {"track": track, "defense": {"name": defense}}
+
+    grouped = {
+        "mnist-lenet": [entry("mapped-dnn", d) for d in ("qnad", "none", "adversarial_training")],
+        "cifar10-alexnet": [entry("mapped-dnn", "none"), entry("mapped-dnn", "qnad")],
+    }
+    found = gaps(grouped)
+    assert [(g.board, g.defenses, g.whole_board) for g in found] == [
+        ("cifar10-alexnet", ("adversarial_training",), False),
+        ("cifar100-vgg16", ("none", "adversarial_training", "qnad"), True),
+    ]  # a track with no entries at all (qnn here) is not listed
+    assert found[0].command() == (
+        "qbench leaderboard run --track mapped-dnn --board cifar10-alexnet --defense adversarial_training")
+    assert found[1].command() == "qbench leaderboard run --track mapped-dnn --board cifar100-vgg16"
+
+    committed = ROOT / "leaderboards"
+    index = (committed / "README.md").read_text()
+    published = {p.parent.name for p in committed.glob("*/*/*.json")}
+    for board in ("cifar10-alexnet", "cifar100-vgg16"):
+        assert (board in published) or f"mapped-dnn · {board}: the whole board" in index
+    assert gap_line(found[0]) == ("Not computed yet on this board: adversarial_training (`qbench leaderboard run "
+                                  "--track mapped-dnn --board cifar10-alexnet --defense adversarial_training`).")
