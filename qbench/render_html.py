@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from qbench.coverage import Gap  # noqa: E402
-from qbench.render_markdown import gap_line, pct, ranked  # noqa: E402
+from qbench.render_markdown import gap_line, pct, ranked, scoring_note, strict_clean  # noqa: E402
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -59,7 +59,11 @@ def robustness_plot(entries: list[dict[str, Any]], attack: str | None = None) ->
     ax.set_xlabel("epsilon (L-inf)")
     ax.set_ylabel("robust accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("worst case over the suite" if attack is None else attack)
+    if attack is None:
+        full = max(entries[0]["worst_case"], key=lambda w: len(w["attacks"]))["epsilon"]
+        ax.set_title(f"worst case: whole suite at ε = {full:g}, curve attacks elsewhere", fontsize=9)
+    else:
+        ax.set_title(attack)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return figure_svg(fig)
@@ -98,6 +102,7 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
         cost = e["training"]["relative_cost"]
         rows.append(
             f"<tr><td>{rank}</td><td class=l>{esc(e['defense']['name'])}</td><td>{esc(pct(e['clean']))}</td>"
+            f"<td>{esc(pct(strict_clean(e), with_ci=False))}</td>"
             f"<td><b>{esc(pct(e['robust']))}</b></td><td>{esc(pct(paper['robust']) if paper else '—')}</td>"
             f"<td>{'—' if cost is None else f'{cost:.1f}x'}</td><td class='l flag'>{esc(flags)}</td></tr>"
         )
@@ -110,10 +115,11 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
 <p><a href="index.html">all boards</a></p>
 <h1>{esc(first['track'])} · {esc(board)}</h1>
 <p>Dataset <code>{esc(first['dataset']['name'])}</code>, model <code>{esc(first['model']['name'])}</code>,
-{len(first['seeds'])} seeds, {first['n_test']} test examples,
+{len(first['seeds'])} seeds, the first {first['n_test']} test examples,
 EOT-{first['protocol']['n_eot']} on stochastic models, ranking epsilon {first['epsilon']:.4g}.
 Accuracies in percent: mean ± std over seeds [95% CI]. {esc(first['provenance'].get('data_notes', ''))}</p>
-<table id="ranking"><tr><th>#</th><th class=l>defense</th><th>clean</th><th>robust (worst case)</th>
+<p>{esc(scoring_note(entries))}</p>
+<table id="ranking"><tr><th>#</th><th class=l>defense</th><th>clean</th><th>clean, all {first['protocol']['n_repeat']} right</th><th>robust (worst case)</th>
 <th>paper protocol</th><th>training cost</th><th class=l>flags</th></tr>
 {''.join(rows)}
 </table>
@@ -129,9 +135,10 @@ def index_html(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = ()
     items = []
     for board in sorted(boards):
         top = ranked(boards[board])[0]
+        flag = " <span class=flag>(unreliable)</span>" if top["flags"]["unreliable"] else ""
         items.append(
             f"<tr><td class=l><a href='{html.escape(board)}.html'>{html.escape(top['track'])} · {html.escape(board)}</a></td>"
-            f"<td class=l>{html.escape(top['defense']['name'])}</td><td>{html.escape(pct(top['robust'], False))}</td></tr>"
+            f"<td class=l>{html.escape(top['defense']['name'])}{flag}</td><td>{html.escape(pct(top['robust'], False))}</td></tr>"
         )
     for g in gaps:
         if g.whole_board:

@@ -29,9 +29,41 @@ def ranked(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: (-e["robust"]["mean"], -e["clean"]["mean"], e["defense"]["name"]))
 
 
+def strict_clean(entry: dict[str, Any]) -> dict | None:
+    """Clean accuracy under the robust rule (every one of the ``n_repeat`` predictions right): PGD at ε = 0.
+
+    The entry's ``clean`` is the mean over the repeats, while an attacked example of a stochastic model counts
+    only when all repeats are right; PGD with a zero budget is the clean input scored by the robust rule.
+    """
+    return next((a["robust"] for a in entry["attacks"]
+                 if a["attack"] == "pgd" and a["epsilon"] == 0 and a["status"] == "ok"), None)
+
+
+def scoring_note(entries: list[dict[str, Any]]) -> str:
+    """What the columns measure: the two scoring rules, and how far seeds-only intervals are from the whole error."""
+    first = entries[0]
+    n, repeats = first["n_test"], first["protocol"]["n_repeat"]
+    se = 100 * (0.25 / n) ** 0.5
+    return (f"Clean is the mean accuracy over the {repeats} predictions of a stochastic model; an attacked example "
+            f"counts as robust only when all {repeats} are right, and 'clean, all {repeats} right' is clean accuracy "
+            f"under that rule (PGD at ε = 0). The ± and intervals are over seeds on the same {n} test examples: they "
+            f"leave out the test-set sampling error, up to {se:.1f} points (one binomial standard error at 50%), so "
+            "neighbouring ranks closer than that are not separated.")
+
+
+def varying_deployment(entry: dict[str, Any]) -> str:
+    """The scalar deployment facts that differ between seeds (e.g. the crosstalk level QNAD selected), or ''."""
+    infos = entry["training"]["defense_info"]
+    nested = {k for info in infos for k, v in info.items() if isinstance(v, (dict, list))}
+    keys = sorted({k for info in infos for k in info} - nested)
+    varying = [k for k in keys if len({repr(info.get(k)) for info in infos}) > 1]
+    return "; ".join(f"{k} = " + ", ".join(str(info.get(k)) for info in infos) for k in varying)
+
+
 def board_table(entries: list[dict[str, Any]]) -> str:
     """The board's ranking as a Markdown table."""
     rows = []
+    repeats = entries[0]["protocol"]["n_repeat"]
     for rank, e in enumerate(ranked(entries), start=1):
         paper = e.get("paper_protocol")
         flags = "unreliable: " + "; ".join(e["flags"]["reasons"]) if e["flags"]["unreliable"] else ""
@@ -40,13 +72,14 @@ def board_table(entries: list[dict[str, Any]]) -> str:
             rank,
             e["defense"]["name"],
             pct(e["clean"]),
+            pct(strict_clean(e), with_ci=False),
             pct(e["robust"]),
             pct(paper["robust"]) if paper else "—",
             "—" if e["relative_improvement_percent"] is None else f"{e['relative_improvement_percent']:+.0f}%",
             "—" if cost is None else f"{cost:.1f}x",
             flags,
         ])
-    headers = ["#", "defense", "clean %", "robust % (worst case, ranks)", "paper protocol %",
+    headers = ["#", "defense", "clean %", f"clean, all {repeats} right %", "robust % (worst case, ranks)", "paper protocol %",
                "vs undefended", "training cost", "flags"]
     return tabulate(rows, headers=headers, tablefmt="github")
 
@@ -74,17 +107,20 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
         f"# {first['track']} · {board}",
         "",
         f"Dataset `{first['dataset']['name']}` {first['dataset']['config']}, model `{first['model']['name']}` "
-        f"{first['model']['config']}; {len(first['seeds'])} seeds; {first['n_test']} test examples; "
+        f"{first['model']['config']}; {len(first['seeds'])} seeds; the first {first['n_test']} test examples; "
         f"EOT-{first['protocol']['n_eot']} on stochastic models; ranking epsilon {first['epsilon']:.4g}. "
         "Accuracies in percent: mean ± std over seeds [95% CI].",
     ]
     if first["provenance"].get("data_notes"):
         lines += ["", f"Data: {first['provenance']['data_notes']}"]
-    lines += ["", board_table(entries), ""]
+    lines += ["", scoring_note(entries), "", board_table(entries), ""]
     if gap is not None:
         lines += [gap_line(gap), ""]
     for e in ranked(entries):
-        lines += [f"## {e['defense']['name']}", "", f"Config: `{e['defense']['config']}`", "", attack_table(e), ""]
+        lines += [f"## {e['defense']['name']}", "", f"Config: `{e['defense']['config']}`", ""]
+        if varying_deployment(e):
+            lines += [f"Per seed ({', '.join(map(str, e['seeds']))}): {varying_deployment(e)}.", ""]
+        lines += [attack_table(e), ""]
     return "\n".join(lines)
 
 
@@ -97,7 +133,8 @@ def index_page(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = ()
     for board in sorted(boards):
         entries = boards[board]
         track = entries[0]["track"]
-        lines += [f"## [{track} · {board}]({track}/{board}/README.md)", ""]
+        shown = f"top {top} of {len(entries)}" if len(entries) > top else f"all {len(entries)}"
+        lines += [f"## [{track} · {board}]({track}/{board}/README.md) ({shown})", ""]
         rows = [[e["defense"]["name"], pct(e["clean"], False), pct(e["robust"], False),
                  pct(e["paper_protocol"]["robust"], False) if e.get("paper_protocol") else "—",
                  "unreliable" if e["flags"]["unreliable"] else ""] for e in ranked(entries)[:top]]
