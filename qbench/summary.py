@@ -106,17 +106,13 @@ def compare(defended: dict[str, Any], undefended: dict[str, Any]) -> None:
     base_seconds = undefended["training"]["median_seconds"]
     own = defended["training"]["median_seconds"]
     defended["training"]["relative_cost"] = (own / base_seconds) if base_seconds and own is not None else None
-    improvements = []
-    for mine, theirs in zip(defended["worst_case"], undefended["worst_case"]):
-        improvements.append(
-            {
-                "epsilon": mine["epsilon"],
-                "relative_improvement_percent": relative_improvement(
-                    mine["robust"]["mean"], theirs["robust"]["mean"]
-                ),
-            }
-        )
-    defended["relative_improvement"] = improvements
+    # matched by epsilon: the two runs may have swept different epsilons
+    theirs = {w["epsilon"]: w["robust"]["mean"] for w in undefended["worst_case"]}
+    defended["relative_improvement"] = [
+        {"epsilon": mine["epsilon"],
+         "relative_improvement_percent": relative_improvement(mine["robust"]["mean"], theirs[mine["epsilon"]])}
+        for mine in defended["worst_case"] if mine["epsilon"] in theirs
+    ]
 
 
 def add_paper_protocol(summary: dict[str, Any], protocol: tuple[str, float] | None) -> None:

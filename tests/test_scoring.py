@@ -70,3 +70,19 @@ def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it
     undefended, augmented = summary([623.4, 62.4, 62.9]), summary([121.4, 129.5, 121.7])
     compare(augmented, undefended)
     assert augmented["training"]["relative_cost"] == pytest.approx(121.7 / 62.9)
+
+
+def test_relative_improvement_pairs_the_same_epsilons():
+    from qbench.summary import compare
+
+    def summary(points):
+        return {"training": {"median_seconds": 1.0},
+                "worst_case": [{"epsilon": e, "robust": {"mean": v}} for e, v in points]}
+
+    undefended = summary([(0.1, 0.40), (0.2, 0.10)])
+    defended = summary([(0.05, 0.80), (0.1, 0.50), (0.2, 0.05)])  # swept one more epsilon
+    compare(defended, undefended)
+    assert defended["relative_improvement"] == [
+        {"epsilon": 0.1, "relative_improvement_percent": pytest.approx(25.0)},
+        {"epsilon": 0.2, "relative_improvement_percent": pytest.approx(-50.0)},
+    ]
