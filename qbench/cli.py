@@ -455,9 +455,11 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         for check in report.checks:
-            out.print(check.describe(), markup=False, highlight=False)
+            out.print(check.describe(), markup=False, highlight=False, soft_wrap=True)
         out.print(f"{args.entry}: {'verified' if report.ok else 'NOT verified'} "
-                  f"({sum(c.agrees for c in report.checks)}/{len(report.checks)} cells agree)", markup=False)
+                  f"({sum(c.agrees for c in report.checks)}/{len(report.checks)} cells agree, "
+                  f"{sum(c.claimed == c.measured for c in report.checks)} identical; largest difference "
+                  f"{100 * report.largest_difference:.1f} points)", markup=False, soft_wrap=True)
     if not report.ok:
         bad = next(c for c in report.checks if not c.agrees)
         print(f"qbench: error: {args.entry}: {bad.describe()}", file=sys.stderr)

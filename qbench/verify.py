@@ -63,11 +63,17 @@ class VerifyReport:
         """Whether every re-run cell agrees."""
         return all(c.agrees for c in self.checks)
 
+    @property
+    def largest_difference(self) -> float:
+        """The largest |entry - re-run| over the checked cells (accuracy fraction)."""
+        return max((abs(c.claimed - c.measured) for c in self.checks), default=0.0)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report."""
         return {
             "entry": self.entry, "ok": self.ok,
             "identical": sum(c.claimed == c.measured for c in self.checks),
+            "largest_difference": self.largest_difference,
             "cells": [{**vars(c), "agrees": c.agrees} for c in self.checks],
         }
 

@@ -77,7 +77,7 @@ def test_verify_passes_and_catches_an_edited_number(board, tmp_path):
     ok = cli_run("verify", str(path), "--sample", "2", "--json")
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
-    assert report["ok"] and report["identical"] == 2
+    assert report["ok"] and report["identical"] == 2 and report["largest_difference"] == 0.0
 
     entry = json.loads(path.read_text())
     target = next(c for c in entry["cells"] if c["kind"] == "clean")
@@ -87,6 +87,7 @@ def test_verify_passes_and_catches_an_edited_number(board, tmp_path):
     bad = cli_run("verify", str(edited), "--sample", "40")
     assert bad.returncode == 1
     assert "seed 0 clean" in bad.stderr and "DISAGREES" in bad.stderr
+    assert "NOT verified" in bad.stdout and "largest difference 30.0 points" in bad.stdout
 
 
 def test_committed_leaderboards_are_valid_and_match_their_entries():
