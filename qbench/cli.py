@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--track", choices=TRACKS, action="append", dest="tracks", help="repeatable (default: both)")
     grid_args.add_argument("--board", action="append", dest="boards", metavar="NAME", help="restrict to boards")
     grid_args.add_argument("--defense", action="append", dest="defenses", metavar="NAME", help="restrict to defenses")
-    grid_args.add_argument("--seeds", type=_positive_int, default=3)
+    grid_args.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    grid_args.add_argument("--seed", type=_non_negative_int, action="append", dest="seed_list", metavar="S",
+                           help="exactly these seeds instead (repeatable), e.g. a preliminary board of one seed")
     grid_args.add_argument("--n-eot", type=_positive_int, help="override every board's EOT samples (default: the board's, else 20)")
     grid_args.add_argument("--n-repeat", type=_positive_int, default=5)
     grid_args.add_argument("--epochs", type=_positive_int, help="override every board's epochs (smoke runs)")
@@ -394,7 +396,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
         runner = Runner(store, data_dir=data_dir, reporter=reporter, compute=args.action == "run",
                         executor=executor, log=log)
         options = leaderboard.GridOptions(
-            boards=args.boards, defenses=args.defenses, seeds=list(range(args.seeds)), n_eot=args.n_eot,
+            boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
+            seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
             n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep,
         )
         for track in tracks:

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from qbench.coverage import Gap  # noqa: E402
-from qbench.render_markdown import gap_line, pct, ranked, scoring_note, strict_clean  # noqa: E402
+from qbench.render_markdown import gap_line, pct, ranked, scoring_note, seeds_text, strict_clean  # noqa: E402
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -115,9 +115,9 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
 <p><a href="index.html">all boards</a></p>
 <h1>{esc(first['track'])} · {esc(board)}</h1>
 <p>Dataset <code>{esc(first['dataset']['name'])}</code>, model <code>{esc(first['model']['name'])}</code>,
-{len(first['seeds'])} seeds, the first {first['n_test']} test examples,
+{seeds_text(first['seeds'])}, the first {first['n_test']} test examples,
 EOT-{first['protocol']['n_eot']} on stochastic models, ranking epsilon {first['epsilon']:.4g}.
-Accuracies in percent: mean ± std over seeds [95% CI]. {esc(first['provenance'].get('data_notes', ''))}</p>
+Accuracies in percent: {'mean ± std over seeds [95% CI]' if len(first['seeds']) > 1 else '[95% CI]'}. {esc(first['provenance'].get('data_notes', ''))}</p>
 <p>{esc(scoring_note(entries))}</p>
 <table id="ranking"><tr><th>#</th><th class=l>defense</th><th>clean</th><th>clean, all {first['protocol']['n_repeat']} right</th><th>robust (worst case)</th>
 <th>paper protocol</th><th>training cost</th><th class=l>flags</th></tr>

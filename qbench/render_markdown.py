@@ -46,9 +46,12 @@ def scoring_note(entries: list[dict[str, Any]]) -> str:
     se = 100 * (0.25 / n) ** 0.5
     return (f"Clean is the mean accuracy over the {repeats} predictions of a stochastic model; an attacked example "
             f"counts as robust only when all {repeats} are right, and 'clean, all {repeats} right' is clean accuracy "
-            f"under that rule (PGD at ε = 0). The ± and intervals are over seeds on the same {n} test examples: they "
-            f"leave out the test-set sampling error, up to {se:.1f} points (one binomial standard error at 50%), so "
-            "neighbouring ranks closer than that are not separated.")
+            f"under that rule (PGD at ε = 0). " + (
+                f"The ± and intervals are over seeds on the same {n} test examples: they leave out the test-set "
+                f"sampling error, up to {se:.1f} points (one binomial standard error at 50%), so neighbouring ranks "
+                "closer than that are not separated." if len(first["seeds"]) > 1 else
+                f"With one seed the intervals are Wilson's over the {n} test examples and seed-to-seed variation "
+                "(several points on the boards with three seeds) is not measured: a preliminary board."))
 
 
 def varying_deployment(entry: dict[str, Any]) -> str:
@@ -95,8 +98,13 @@ def attack_table(entry: dict[str, Any]) -> str:
 
 def gap_line(gap: Gap) -> str:
     """One sentence naming what is not computed and the command that computes it."""
-    what = "Not computed yet" + ("" if gap.whole_board else " on this board") + ": " + ", ".join(gap.defenses)
+    what = "Not computed yet" + ("" if gap.whole_board else " on this board") + ": " + gap.describe()
     return f"{what} (`{gap.command()}`)."
+
+
+def seeds_text(seeds: list[int]) -> str:
+    """``seed 1`` or ``3 seeds (0, 1, 2)``."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
 
 
 def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None) -> str:
@@ -107,9 +115,9 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
         f"# {first['track']} · {board}",
         "",
         f"Dataset `{first['dataset']['name']}` {first['dataset']['config']}, model `{first['model']['name']}` "
-        f"{first['model']['config']}; {len(first['seeds'])} seeds; the first {first['n_test']} test examples; "
+        f"{first['model']['config']}; {seeds_text(first['seeds'])}; the first {first['n_test']} test examples; "
         f"EOT-{first['protocol']['n_eot']} on stochastic models; ranking epsilon {first['epsilon']:.4g}. "
-        "Accuracies in percent: mean ± std over seeds [95% CI].",
+        "Accuracies in percent: " + ("mean ± std over seeds [95% CI]." if len(first["seeds"]) > 1 else "[95% CI]."),
     ]
     if first["provenance"].get("data_notes"):
         lines += ["", f"Data: {first['provenance']['data_notes']}"]
@@ -141,7 +149,6 @@ def index_page(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = ()
         lines += [tabulate(rows, headers=["defense", "clean %", "robust %", "paper protocol %", "flags"], tablefmt="github"), ""]
     if gaps:
         lines += ["## Not computed yet", ""]
-        lines += [f"- {g.track} · {g.board}: " + ("the whole board" if g.whole_board else ", ".join(g.defenses))
-                  + f" (`{g.command()}`)" for g in gaps]
+        lines += [f"- {g.track} · {g.board}: {g.describe()} (`{g.command()}`)" for g in gaps]
         lines.append("")
     return "\n".join(lines)

@@ -61,6 +61,19 @@ def test_rendered_pages_match_the_entries(board):
         assert external not in html
 
 
+def test_build_takes_an_explicit_seed_list(board, tmp_path):
+    store = board.parent / "s.sqlite"  # the fixture ran seed 0 only
+    grid = [a for a in GRID if a not in ("--seeds", "1")]
+    other = cli_run("leaderboard", "build", *grid, "--seed", "1", "--store", str(store), "--out", str(tmp_path), "--json")
+    assert other.returncode == 0, other.stderr
+    report = json.loads(other.stdout.splitlines()[0])
+    assert report["written"] == [] and all("none seed 1" in s or "gaussian_augmentation seed 1" in s
+                                           for s in report["skipped"])
+    same = cli_run("leaderboard", "build", *grid, "--seed", "0", "--store", str(store), "--out", str(tmp_path), "--json")
+    assert json.loads(same.stdout.splitlines()[0])["done"] == ["moons-qnn-angle/none", "moons-qnn-angle/gaussian_augmentation"]
+    assert entry_mod.load(tmp_path / "qnn" / "moons-qnn-angle" / "none.json")["seeds"] == [0]
+
+
 def test_schema_rejects_a_broken_entry(board, tmp_path):
     entry = json.loads((board / "qnn" / "moons-qnn-angle" / "none.json").read_text())
     entry["clean"]["mean"] = "98%"
@@ -137,26 +150,34 @@ def test_pages_name_what_the_grid_lacks_and_how_to_compute_it():
     from qbench.coverage import gaps
     from qbench.render_markdown import gap_line
 
-    def entry(track, defense):
-        return {"track": track, "defense": {"name": defense}}
+    def entry(track, defense, seeds=(0, 1, 2)):
+        return {"track": track, "defense": {"name": defense}, "seeds": list(seeds)}
 
     grouped = {
         "mnist-lenet": [entry("mapped-dnn", d) for d in ("qnad", "none", "adversarial_training")],
         "cifar10-alexnet": [entry("mapped-dnn", "none"), entry("mapped-dnn", "qnad")],
     }
     found = gaps(grouped)
-    assert [(g.board, g.defenses, g.whole_board) for g in found] == [
-        ("cifar10-alexnet", ("adversarial_training",), False),
-        ("cifar100-vgg16", ("none", "adversarial_training", "qnad"), True),
+    assert [(g.board, g.defenses, g.whole_board, g.seeds) for g in found] == [
+        ("cifar10-alexnet", ("adversarial_training",), False, ()),
+        ("cifar100-vgg16", ("none", "adversarial_training", "qnad"), True, ()),
     ]  # a track with no entries at all (qnn here) is not listed
     assert found[0].command() == (
-        "qbench leaderboard run --track mapped-dnn --board cifar10-alexnet --defense adversarial_training")
-    assert found[1].command() == "qbench leaderboard run --track mapped-dnn --board cifar100-vgg16"
+        "qbench leaderboard run --track mapped-dnn --board cifar10-alexnet --defense adversarial_training --seeds 3")
+    assert found[1].command() == "qbench leaderboard run --track mapped-dnn --board cifar100-vgg16 --seeds 3"
+    assert gap_line(found[0]) == ("Not computed yet on this board: adversarial_training (`qbench leaderboard run "
+                                  "--track mapped-dnn --board cifar10-alexnet --defense adversarial_training "
+                                  "--seeds 3`).")
+
+    # a preliminary board of one seed: the other seeds are named as missing too
+    grouped["cifar10-alexnet"] = [entry("mapped-dnn", d, seeds=(1,)) for d in ("none", "qnad")]
+    alexnet = gaps(grouped)[0]
+    assert (alexnet.defenses, alexnet.seeds) == (("adversarial_training",), (0, 2))
+    assert alexnet.describe() == "adversarial_training; seeds 0, 2 of the defenses shown"
+    assert alexnet.command() == "qbench leaderboard run --track mapped-dnn --board cifar10-alexnet --seeds 3"
 
     committed = ROOT / "leaderboards"
     index = (committed / "README.md").read_text()
     published = {p.parent.name for p in committed.glob("*/*/*.json")}
     for board in ("cifar10-alexnet", "cifar100-vgg16"):
         assert (board in published) or f"mapped-dnn · {board}: the whole board" in index
-    assert gap_line(found[0]) == ("Not computed yet on this board: adversarial_training (`qbench leaderboard run "
-                                  "--track mapped-dnn --board cifar10-alexnet --defense adversarial_training`).")
