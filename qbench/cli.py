@@ -247,8 +247,8 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
         for plan in plans:
             add_probe(plan, data, registry)
         summaries = [summarize(runner.run(plan, data)) for plan in plans]
-    for summary in summaries:
-        add_paper_protocol(summary, DEFAULTS[summary["track"]].paper_protocol)
+    for summary, plan in zip(summaries, plans):
+        add_paper_protocol(summary, DEFAULTS[summary["track"]].paper_protocol, plan.epsilons[0])
     undefended = summaries[-1] if len(summaries) > 1 and summaries[-1]["defense"]["name"] == "none" else None
     if undefended is not None:
         for summary in summaries[:-1]:

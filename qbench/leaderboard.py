@@ -116,7 +116,7 @@ def build(registry: Registry, runner: Runner, out: Path, track: str, options: Gr
                 continue
             epsilon = plan.epsilons[0]  # the ranking epsilon: the dataset's (or track's) default
             summary = summarize(result)
-            add_paper_protocol(summary, protocol)
+            add_paper_protocol(summary, protocol, epsilon)
             summaries[defense] = (summary, _stored_cells(result))
         undefended = summaries.get("none", (None, None))[0]
         for defense, (summary, cells) in summaries.items():

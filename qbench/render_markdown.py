@@ -84,7 +84,7 @@ def board_table(entries: list[dict[str, Any]]) -> str:
         ])
     headers = ["#", "defense", "clean %", f"clean, all {repeats} right %", "robust % (worst case, ranks)", "paper protocol %",
                "vs undefended", "training cost", "flags"]
-    return tabulate(rows, headers=headers, tablefmt="github")
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def attack_table(entry: dict[str, Any]) -> str:
@@ -93,7 +93,7 @@ def attack_table(entry: dict[str, Any]) -> str:
     for a in entry["attacks"]:
         value = pct(a["robust"], with_ci=False) if a["status"] == "ok" else f"{a['status']}: {a.get('reason', '')}"
         rows.append([a["attack"], a["threat"], f"{a['epsilon']:.4g}", value])
-    return tabulate(rows, headers=["attack", "threat", "epsilon", "robust %"], tablefmt="github")
+    return tabulate(rows, headers=["attack", "threat", "epsilon", "robust %"], tablefmt="github", disable_numparse=True)
 
 
 def gap_line(gap: Gap) -> str:
@@ -146,7 +146,7 @@ def index_page(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = ()
         rows = [[e["defense"]["name"], pct(e["clean"], False), pct(e["robust"], False),
                  pct(e["paper_protocol"]["robust"], False) if e.get("paper_protocol") else "—",
                  "unreliable" if e["flags"]["unreliable"] else ""] for e in ranked(entries)[:top]]
-        lines += [tabulate(rows, headers=["defense", "clean %", "robust %", "paper protocol %", "flags"], tablefmt="github"), ""]
+        lines += [tabulate(rows, headers=["defense", "clean %", "robust %", "paper protocol %", "flags"], tablefmt="github", disable_numparse=True), ""]
     if gaps:
         lines += ["## Not computed yet", ""]
         lines += [f"- {g.track} · {g.board}: {g.describe()} (`{g.command()}`)" for g in gaps]

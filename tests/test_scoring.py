@@ -86,3 +86,17 @@ def test_relative_improvement_pairs_the_same_epsilons():
         {"epsilon": 0.1, "relative_improvement_percent": pytest.approx(25.0)},
         {"epsilon": 0.2, "relative_improvement_percent": pytest.approx(-50.0)},
     ]
+
+
+def test_paper_protocol_falls_back_to_the_ranking_epsilon():
+    from qbench.summary import add_paper_protocol
+
+    row = {"attack": "noiseless-pgd", "epsilon": 8 / 255, "status": "ok", "robust": {"mean": 0.11}}
+    summary = {"attacks": [row, {**row, "attack": "pgd", "robust": {"mean": 0.03}}]}
+    add_paper_protocol(summary, ("noiseless-pgd", 0.1))  # CIFAR never ran the track's 0.1
+    assert summary["paper_protocol"] is None
+    add_paper_protocol(summary, ("noiseless-pgd", 0.1), ranking_epsilon=8 / 255)
+    assert summary["paper_protocol"] == {"attack": "noiseless-pgd", "epsilon": 8 / 255, "robust": {"mean": 0.11}}
+    summary["attacks"].append({**row, "epsilon": 0.1, "robust": {"mean": 0.5}})
+    add_paper_protocol(summary, ("noiseless-pgd", 0.1), ranking_epsilon=8 / 255)
+    assert summary["paper_protocol"]["epsilon"] == 0.1  # the track's epsilon first, where it ran
