@@ -98,7 +98,13 @@ def test_same_on_a_process_pool_where_a_dying_worker_loses_only_its_cell(registr
     check(outcomes, cells, extra=["fault_kills_worker"])
     status, error, _ = cells.pop(("none", "attack", "fault_kills_worker"))
     assert status == "failed"
-    assert error == "cell lost: the worker process was killed by SIGKILL (2 times, every time it ran)"
+    # multiprocessing's forkserver reports a child's status over a pipe; when the pool has already torn
+    # that pipe down, Popen.poll() gives 255 ("perhaps the forkserver process itself got killed") instead
+    # of -SIGKILL. Seen once in a fresh-clone run; either way the death, its count and the cell are right.
+    assert error in (
+        "cell lost: the worker process was killed by SIGKILL (2 times, every time it ran)",
+        "cell lost: the worker process died with exit code 255 (2 times, every time it ran)",
+    )
     assert cells == expected
 
 
