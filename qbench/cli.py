@@ -461,7 +461,7 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(check.describe(), markup=False, highlight=False, soft_wrap=True)
         out.print(f"{args.entry}: {'verified' if report.ok else 'NOT verified'} "
                   f"({sum(c.agrees for c in report.checks)}/{len(report.checks)} cells agree, "
-                  f"{sum(c.claimed == c.measured for c in report.checks)} identical; largest difference "
+                  f"{report.identical} identical; largest difference "
                   f"{100 * report.largest_difference:.1f} points)", markup=False, soft_wrap=True)
     if not report.ok:
         bad = next(c for c in report.checks if not c.agrees)

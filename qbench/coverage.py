@@ -24,9 +24,9 @@ class Gap:
     defenses: tuple[str, ...]
     whole_board: bool
     #: seeds the board's entries lack (the track's boards together define the expected seeds)
-    seeds: tuple[int, ...] = ()
+    seeds: tuple[int, ...]
     #: how many seeds the track's boards run (0..n_seeds-1)
-    n_seeds: int = 3
+    n_seeds: int
 
     def command(self) -> str:
         """The ``qbench leaderboard run`` that computes the missing cells."""

@@ -107,6 +107,11 @@ def seeds_text(seeds: list[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
 
 
+def accuracy_legend(seeds: list[int]) -> str:
+    """How the accuracies of a board are printed (one seed has no spread to show)."""
+    return "Accuracies in percent: " + ("mean ± std over seeds [95% CI]." if len(seeds) > 1 else "[95% CI].")
+
+
 def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None) -> str:
     """The Markdown page of one board: ranking, protocol, what is missing, and each defense's attacks."""
     first = entries[0]
@@ -117,7 +122,7 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
         f"Dataset `{first['dataset']['name']}` {first['dataset']['config']}, model `{first['model']['name']}` "
         f"{first['model']['config']}; {seeds_text(first['seeds'])}; the first {first['n_test']} test examples; "
         f"EOT-{first['protocol']['n_eot']} on stochastic models; ranking epsilon {first['epsilon']:.4g}. "
-        "Accuracies in percent: " + ("mean ± std over seeds [95% CI]." if len(first["seeds"]) > 1 else "[95% CI]."),
+        + accuracy_legend(first["seeds"]),
     ]
     if first["provenance"].get("data_notes"):
         lines += ["", f"Data: {first['provenance']['data_notes']}"]
@@ -126,8 +131,9 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
         lines += [gap_line(gap), ""]
     for e in ranked(entries):
         lines += [f"## {e['defense']['name']}", "", f"Config: `{e['defense']['config']}`", ""]
-        if varying_deployment(e):
-            lines += [f"Per seed ({', '.join(map(str, e['seeds']))}): {varying_deployment(e)}.", ""]
+        varying = varying_deployment(e)
+        if varying:
+            lines += [f"Per seed ({', '.join(map(str, e['seeds']))}): {varying}.", ""]
         lines += [attack_table(e), ""]
     return "\n".join(lines)
 

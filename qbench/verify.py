@@ -64,6 +64,11 @@ class VerifyReport:
         return all(c.agrees for c in self.checks)
 
     @property
+    def identical(self) -> int:
+        """How many re-run cells gave exactly the entry's number."""
+        return sum(c.claimed == c.measured for c in self.checks)
+
+    @property
     def largest_difference(self) -> float:
         """The largest |entry - re-run| over the checked cells (accuracy fraction)."""
         return max((abs(c.claimed - c.measured) for c in self.checks), default=0.0)
@@ -72,7 +77,7 @@ class VerifyReport:
         """JSON-ready report."""
         return {
             "entry": self.entry, "ok": self.ok,
-            "identical": sum(c.claimed == c.measured for c in self.checks),
+            "identical": self.identical,
             "largest_difference": self.largest_difference,
             "cells": [{**vars(c), "agrees": c.agrees} for c in self.checks],
         }
