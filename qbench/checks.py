@@ -2,7 +2,9 @@
 
 Athalye, Carlini & Wagner 2018 and AutoAttack's ``checks.py`` list the signs that a defense only hides its
 gradient: robust accuracy that rises with epsilon, one-step attacks beating iterative ones, a large
-epsilon not reaching chance, zero or NaN loss gradients, and black-box attacks beating white-box ones.
+epsilon not reaching chance, zero or NaN loss gradients, black-box attacks beating white-box ones; and two
+of scoring v2: APGD weaker than PGD (an attack silently weakened), and a worst case at epsilon 0 that is
+not the clean accuracy (randomness outside the seeded evaluation draws).
 Each check compares accuracies with a tolerance of two binomial standard errors plus one example, so
 sampling noise of a stochastic defense does not trip them.
 """
@@ -108,4 +110,25 @@ def run_checks(summary: dict[str, Any], attack_kinds: dict[str, dict[str, Any]])
             fraction = grad.get(key, 0.0)
             if fraction > GRADIENT_FAILURE_FRACTION:
                 findings.append(Finding("gradient", f"{fraction:.0%} of checked examples have a {label} loss gradient w.r.t. the input"))
+    # 6. APGD (AutoAttack's step-size control over the same loss) must not be weaker than PGD
+    for epsilon in sorted({e for _, e in acc}):
+        apgd = acc.get(("apgd-ce", epsilon))
+        pgd = acc.get(("pgd", epsilon))
+        if apgd is not None and pgd is not None and apgd > pgd + tolerance(pgd, n):
+            findings.append(Finding(
+                "apgd-weaker-than-pgd",
+                f"at eps={epsilon:g} apgd-ce leaves {apgd:.1%} against pgd's {pgd:.1%}: the adaptive attack is "
+                "weaker than plain PGD beyond noise",
+            ))
+
+    # 7. at epsilon 0 every attack's point is the clean input: with common random numbers the worst case
+    # must equal the clean accuracy (a defense drawing randomness outside the seeded stream breaks this)
+    clean = summary.get("clean")
+    for w in summary["worst_case"]:
+        if w["epsilon"] == 0 and clean is not None and abs(w["robust"]["mean"] - clean["mean"]) > 1 / max(n, 1):
+            findings.append(Finding(
+                "epsilon-zero",
+                f"the worst case at eps=0 is {w['robust']['mean']:.1%}, clean accuracy {clean['mean']:.1%}: "
+                "identical inputs did not score identically",
+            ))
     return findings

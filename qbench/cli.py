@@ -29,6 +29,7 @@ from qbench.registry import Registry, load_registry
 from qbench.render_markdown import pct
 from qbench.runner import Plan, Runner
 from qbench.store import Store, default_store_path
+from qbench.readout import EXACT, readout_shots
 from qbench.summary import add_paper_protocol, compare, summarize
 from qbench.tracks import DEFAULTS, TRACKS
 
@@ -36,6 +37,12 @@ from qbench.tracks import DEFAULTS, TRACKS
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line and exit 2, instead of argparse's usage block
         raise UsageError(message)
+
+
+def _shots(text: str) -> int:
+    if text.strip().lower() == "exact":
+        return EXACT
+    return _positive_int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -88,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     protocol.add_argument("--epochs", type=_positive_int, help="override the dataset's training epochs")
     protocol.add_argument("--n-test", type=_positive_int, help="evaluate on the first N test examples only")
     protocol.add_argument("--n-eot", type=_positive_int, default=20, help="EOT samples per gradient (stochastic models)")
-    protocol.add_argument("--n-repeat", type=_positive_int, default=5, help="repetitions of a stochastic prediction")
+    protocol.add_argument("--n-repeat", type=_positive_int, default=10,
+                          help="evaluation draws per set of a stochastic prediction (scoring v2; default: %(default)s)")
+    protocol.add_argument("--shots", type=_shots, default=None,
+                          help="readout of a quantum classifier: single shots per prediction, or 'exact' "
+                               "(default: the track's; 50 on the qnn track)")
     protocol.add_argument("--device", dest="quantum_device", help="PennyLane device to run circuits on instead of the engine")
     protocol.add_argument("--data-dir", type=Path, default=None, help="folder with data files (default $QBENCH_DATA)")
     protocol.add_argument("--store", type=Path, default=None, help="result store (default $QBENCH_STORE or user cache)")
@@ -137,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--seed", type=_non_negative_int, action="append", dest="seed_list", metavar="S",
                            help="exactly these seeds instead (repeatable), e.g. a preliminary board of one seed")
     grid_args.add_argument("--n-eot", type=_positive_int, help="override every board's EOT samples (default: the board's, else 20)")
-    grid_args.add_argument("--n-repeat", type=_positive_int, default=5)
+    grid_args.add_argument("--n-repeat", type=_positive_int, default=10,
+                           help="evaluation draws per set of a stochastic prediction (default: %(default)s)")
+    grid_args.add_argument("--shots", type=_shots, default=None,
+                           help="readout of every quantum classifier on the boards: shots, or 'exact' (default: the track's)")
     grid_args.add_argument("--epochs", type=_positive_int, help="override every board's epochs (smoke runs)")
     grid_args.add_argument("--n-test", type=_positive_int, help="override every board's test-set size (smoke runs)")
     grid_args.add_argument("--no-sweep", action="store_true", help="skip the epsilon sweep of the curve attacks")
@@ -210,7 +224,7 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
         attacks=[(n, {**o, **attack_options.get(n, {})}) for n, o in suite],
         epsilons=epsilons, seeds=list(range(args.seeds)), epochs=args.epochs,
         n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
-        quantum_device=args.quantum_device,
+        quantum_device=args.quantum_device, shots=readout_shots(args.shots, defaults.shots),
     )
 
 
@@ -248,6 +262,7 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
             add_probe(plan, data, registry)
         summaries = [summarize(runner.run(plan, data)) for plan in plans]
     for summary, plan in zip(summaries, plans):
+        summary.pop("per_example", None)
         add_paper_protocol(summary, DEFAULTS[summary["track"]].paper_protocol, plan.epsilons[0])
     undefended = summaries[-1] if len(summaries) > 1 and summaries[-1]["defense"]["name"] == "none" else None
     if undefended is not None:
@@ -398,7 +413,7 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
         options = leaderboard.GridOptions(
             boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
             seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
-            n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep,
+            n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep, shots=args.shots,
         )
         for track in tracks:
             if args.action == "run":

@@ -36,8 +36,11 @@ class Context:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("qbench"))
     #: forward samples per gradient for stochastic models (expectation over transformation)
     n_eot: int = 20
-    #: repetitions of a stochastic model's prediction; an example is robust only if all survive
-    n_repeat: int = 5
+    #: evaluation draws per set (A selects, B reports; scoring v2) of a stochastic model's prediction
+    n_repeat: int = 10
+    #: the board's readout: single-shot measurements per deployed prediction of a quantum classifier
+    #: (None: exact class probabilities); see :mod:`qbench.readout`
+    shots: int | None = None
     #: PennyLane device name to execute circuits on instead of qbench's engine (None = the engine)
     quantum_device: str | None = None
     #: the cell's dataset split (attacks read the domain, class count and, for surrogates, the train set)

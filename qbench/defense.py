@@ -52,9 +52,17 @@ class Defense(Component):
         return model
 
     def predict(self, model: torch.nn.Module, x: torch.Tensor, ctx: "Context") -> torch.Tensor:
-        """Predicted labels for ``x``. Default: argmax of the logits, without gradients."""
-        with torch.no_grad():
-            return model(x).argmax(dim=1)
+        """Predicted labels for ``x`` under the board's readout (``ctx.shots``).
+
+        Default: a quantum classifier is measured ``ctx.shots`` times and the most frequent class wins
+        (exact probabilities when ``ctx.shots`` is None); a classical model predicts the argmax of its
+        logits. A defense with its own inference rule must keep within the same measurement budget
+        (DESIGN section 4, equal readout). Randomness must come from torch's global generator, which the
+        runner seeds per evaluation draw.
+        """
+        from qbench.readout import measure
+
+        return measure(model, x, ctx.shots)
 
     def at_threat(self, epsilon: float) -> "Defense":
         """This defense configured for an evaluation at radius ``epsilon`` (the plan's largest).

@@ -18,7 +18,7 @@ from qbench.errors import UsageError
 from qbench.hashing import config_hash
 from qbench.scoring import relative_improvement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: packages whose versions go into every entry's provenance
 PROVENANCE_PACKAGES = (
     "torch", "pennylane", "qiskit", "qiskit-aer", "qiskit-ibm-runtime", "adversarial-robustness-toolbox",
@@ -109,6 +109,7 @@ def build_entry(
         raise UsageError(f"the summary has no worst case at the ranking epsilon {eps:g}")
 
     robust = at(summary["worst_case"], epsilon)
+    strict = next(w["strict"] for w in summary["worst_case"] if w["epsilon"] == epsilon)
     base = None
     improvement = None
     if undefended is not None:
@@ -134,7 +135,11 @@ def build_entry(
         "protocol": {**summary["protocol"], "schedule": summary["schedule"]},
         "epsilon": epsilon,
         "clean": summary["clean"],
+        "clean_strict": summary["clean_strict"],
         "robust": robust,
+        "strict": strict,
+        "rank": summary.get("rank", {"label": "1", "group": "unreliable" if summary["flags"]["unreliable"] else "reliable",
+                                     "compared_with": None, "comparison": None}),
         "paper_protocol": summary.get("paper_protocol"),
         "attacks": summary["attacks"],
         "worst_case": summary["worst_case"],

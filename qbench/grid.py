@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from qbench.errors import UsageError
 from qbench.planning import make_plan
+from qbench.readout import readout_shots
 from qbench.registry import Registry
 from qbench.runner import Plan
 from qbench.tracks import DEFAULTS, MAPPED_DNN, QNN
@@ -87,8 +88,8 @@ def defenses_for(registry: Registry, track: str, names: list[str] | None = None)
 
 
 def board_plan(
-    registry: Registry, board: Board, defense: str, seeds: list[int], n_eot: int | None = None, n_repeat: int = 5,
-    sweep: bool = True, defense_options: dict | None = None,
+    registry: Registry, board: Board, defense: str, seeds: list[int], n_eot: int | None = None, n_repeat: int = 10,
+    sweep: bool = True, defense_options: dict | None = None, shots: int | None = None,
 ) -> Plan:
     """The plan of one defense on one board under the track's protocol.
 
@@ -102,7 +103,7 @@ def board_plan(
         registry, board.track, dataset=(board.dataset, board.dataset_options), model=(board.model, board.model_options),
         defense=(defense, defense_options or {}), attacks=[(n, o) for n, o in defaults.attacks if n in installed],
         epsilons=epsilons, seeds=list(seeds), epochs=board.epochs, n_eot=n_eot, n_repeat=n_repeat,
-        n_test=board.n_test,
+        n_test=board.n_test, shots=readout_shots(shots, defaults.shots),
         sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
         sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
     )

@@ -22,6 +22,7 @@ from qbench.render_html import board_html, index_html
 from qbench.render_markdown import board_page, index_page
 from qbench.runner import MissingCells, Runner
 from qbench.summary import add_paper_protocol, compare, summarize
+from qbench.scoring import compare_paired, shared_ranks
 from qbench.tracks import DEFAULTS
 
 
@@ -33,7 +34,9 @@ class GridOptions:
     defenses: list[str] | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     n_eot: int | None = None
-    n_repeat: int = 5
+    n_repeat: int = 10
+    #: readout override (None: the track's; :data:`qbench.readout.EXACT`: exact probabilities)
+    shots: int | None = None
     epochs: int | None = None
     n_test: int | None = None
     sweep: bool = True
@@ -44,7 +47,7 @@ class GridOptions:
             if self.epochs or self.n_test:
                 board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
             yield board, [
-                board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep)
+                board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots)
                 for d in defenses_for(registry, track, self.defenses)
             ]
 
@@ -119,11 +122,13 @@ def build(registry: Registry, runner: Runner, out: Path, track: str, options: Gr
             add_paper_protocol(summary, protocol, epsilon)
             summaries[defense] = (summary, _stored_cells(result))
         undefended = summaries.get("none", (None, None))[0]
+        assign_ranks({d: s for d, (s, _) in summaries.items()}, epsilon)
         for defense, (summary, cells) in summaries.items():
             if undefended is not None and defense != "none":
                 compare(summary, undefended)
             elif defense == "none":
                 summary["training"]["relative_cost"] = 1.0
+            summary.pop("per_example", None)
             entry = entries_mod.build_entry(
                 summary, undefended if defense != "none" else None, board.name, epsilon,
                 registry.entry("defense", defense).to_dict(), cells,
@@ -133,6 +138,52 @@ def build(registry: Registry, runner: Runner, out: Path, track: str, options: Gr
             report.written.append(path)
             report.done.append(f"{board.name}/{defense}")
     return report
+
+
+def ranking_order(summaries: dict[str, dict[str, Any]], epsilon: float) -> list[str]:
+    """Defenses best first: reliable entries before unreliable ones, then by the worst case, then clean."""
+    def robust(d: str) -> float:
+        return next(w["robust"]["mean"] for w in summaries[d]["worst_case"] if w["epsilon"] == epsilon)
+
+    return sorted(summaries, key=lambda d: (summaries[d]["flags"]["unreliable"], -robust(d),
+                                            -summaries[d]["clean"]["mean"], d))
+
+
+def assign_ranks(summaries: dict[str, dict[str, Any]], epsilon: float) -> None:
+    """Set ``summary["rank"]`` of every defense of one board (scoring v2's shared ranks).
+
+    Reliable entries are ranked first and apart: an ``unreliable`` entry is never ranked above a reliable
+    one, whatever its number. Within each group a defense shares the rank of the group above it unless
+    the paired comparison (same seeds and examples, :func:`qbench.scoring.compare_paired`) with that
+    group's best entry separates them at 95%.
+    """
+    order = ranking_order(summaries, epsilon)
+    values = {d: summaries[d]["per_example"][epsilon] for d in order}
+    offset = 0
+    for unreliable in (False, True):
+        group = [d for d in order if bool(summaries[d]["flags"]["unreliable"]) == unreliable]
+        comparisons: dict[tuple[int, int], Any] = {}
+
+        def separated(i: int, k: int) -> bool:
+            a, b = values[group[i]], values[group[k]]
+            if [v.shape for v in a] != [v.shape for v in b]:
+                return False  # not comparable example by example: no claim that they differ
+            comparisons[(i, k)] = compare_paired(a, b)
+            return comparisons[(i, k)].separated
+
+        ranks = shared_ranks(len(group), separated)
+        for k, d in enumerate(group):
+            # shared_ranks compared entry k once, with the best entry of the rank group above it
+            leader = next((i for (i, j) in comparisons if j == k), None)
+            pair = comparisons.get((leader, k)) if leader is not None else None
+            number = int(ranks[k].lstrip("=")) + offset
+            summaries[d]["rank"] = {
+                "label": ("=" if ranks[k].startswith("=") else "") + str(number),
+                "group": "unreliable" if unreliable else "reliable",
+                "compared_with": group[leader] if leader is not None else None,
+                "comparison": pair.to_dict() if pair is not None else None,
+            }
+        offset += len(group)
 
 
 def load_entries(out: Path) -> dict[str, list[dict[str, Any]]]:

@@ -26,6 +26,7 @@ from qbench.executor import Executor, InProcessExecutor, Outcome
 from qbench.hashing import config_hash
 from qbench.model import Model
 from qbench.progress import Reporter
+from qbench.scoring import SCORING_VERSION
 from qbench.store import CellRecord, Store, TrainingRecord
 from qbench.tasks import CellTask, Failure, TrainTask, Workspace, evaluation_split
 from qbench.tracks import QNN
@@ -49,7 +50,10 @@ class Plan:
     seeds: list[int]
     schedule: TrainingSchedule
     n_eot: int = 20
-    n_repeat: int = 5
+    #: evaluation draws per set of a stochastic prediction (scoring v2: set A selects, set B reports)
+    n_repeat: int = 10
+    #: the readout of a quantum classifier's deployed prediction: single shots (None: exact probabilities)
+    shots: int | None = None
     #: evaluate on the first ``n_test`` test examples only (None = the whole fixed test split)
     n_test: int | None = None
     eval_batch_size: int = 250
@@ -106,6 +110,8 @@ class Plan:
             "n_eot": self.n_eot,
             "n_repeat": self.n_repeat,
             "n_test": self.n_test,
+            "shots": self.shots,
+            "scoring": SCORING_VERSION,
         }
 
 
@@ -191,7 +197,7 @@ class Runner:
         """A context for ``seed`` with this runner's directories and the plan's evaluation settings."""
         kwargs: dict[str, Any] = {"run_seed": run_seed}
         if plan is not None:
-            kwargs.update(n_eot=plan.n_eot, n_repeat=plan.n_repeat, quantum_device=plan.quantum_device)
+            kwargs.update(n_eot=plan.n_eot, n_repeat=plan.n_repeat, quantum_device=plan.quantum_device, shots=plan.shots)
         return Context(
             seed=seed, data_dir=self.data_dir, cache_dir=self.cache_dir, progress=self.reporter, data=data, **kwargs
         )

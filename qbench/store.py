@@ -84,7 +84,9 @@ class CellRecord:
     n: int
     n_correct: int
     accuracy: float | None
-    correct: np.ndarray | None  # per-example bool, robust in every repetition
+    #: per-example, per-draw correctness ``(n, 2 * draws)``: columns ``[:draws]`` are evaluation set A
+    #: (selection), ``[draws:]`` set B (reporting); see :mod:`qbench.scoring`
+    correct: np.ndarray | None
     info: dict[str, Any]
     seconds: float
     error: str | None = None
@@ -104,18 +106,32 @@ class TrainingRecord:
     qbench_version: str = ""
 
 
+#: the correctness blob of a scoring-v2 cell: magic, examples (8 bytes), draws (4 bytes), packed bits
+_BITS_MAGIC = b"QB2\x00"
+
+
 def _pack(bits: np.ndarray | None) -> bytes | None:
+    """Per-example, per-draw correctness ``(n, draws)`` as a compact blob (1-D arrays are one draw)."""
     if bits is None:
         return None
     bits = np.asarray(bits, dtype=bool)
-    return len(bits).to_bytes(8, "little") + np.packbits(bits).tobytes()
+    if bits.ndim == 1:
+        bits = bits[:, None]
+    n, m = bits.shape
+    return _BITS_MAGIC + n.to_bytes(8, "little") + m.to_bytes(4, "little") + np.packbits(bits.ravel()).tobytes()
 
 
 def _unpack(blob: bytes | None) -> np.ndarray | None:
+    """The ``(n, draws)`` bool array of :func:`_pack` (a v1 blob, one bit per example, reads as one draw)."""
     if blob is None:
         return None
+    if blob[:4] == _BITS_MAGIC:
+        n = int.from_bytes(blob[4:12], "little")
+        m = int.from_bytes(blob[12:16], "little")
+        flat = np.unpackbits(np.frombuffer(blob[16:], dtype=np.uint8))[: n * m].astype(bool)
+        return flat.reshape(n, m)
     n = int.from_bytes(blob[:8], "little")
-    return np.unpackbits(np.frombuffer(blob[8:], dtype=np.uint8))[:n].astype(bool)
+    return np.unpackbits(np.frombuffer(blob[8:], dtype=np.uint8))[:n].astype(bool)[:, None]
 
 
 class Store:

@@ -10,11 +10,22 @@ import numpy as np
 from qbench.attack import attack_label
 from qbench.checks import run_checks
 from qbench.runner import RunResult, component_ref
-from qbench.scoring import estimate, relative_improvement, worst_case
+from qbench.scoring import SCORING_VERSION, estimate, expected_correct, relative_improvement, strict_correct, worst_case
+from qbench.store import CellRecord
+
+
+def _values(cells: list[CellRecord], rule) -> list[np.ndarray]:
+    return [rule(c.correct) for c in cells]
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
-    """Clean accuracy, each attack's robust accuracy per epsilon and the per-example worst case, over seeds."""
+    """Clean accuracy, each attack's robust accuracy per epsilon and the per-example worst case, over seeds.
+
+    Scoring v2 (:mod:`qbench.scoring`): every number is a mean over seeds and test examples of the
+    per-example expected correctness (``robust``), with the strict "right in every draw of set B"
+    number beside it (``strict``). ``per_example`` (not part of an entry) keeps the per-seed,
+    per-example worst-case values the leaderboard's paired comparisons need.
+    """
     plan = result.plan
     n = len(result.data.y_test)
     clean_cells = [next(c for c in s.cells if c.kind == "clean") for s in result.seeds]
@@ -25,31 +36,46 @@ def summarize(result: RunResult) -> dict[str, Any]:
             if c.kind == "attack" and c.attack == attack_label(attack) and c.epsilon == epsilon
         ]
         ok = [c for c in cells if c.status == "ok"]
+        complete = bool(ok) and len(ok) == len(cells)
         row: dict[str, Any] = {
             "attack": attack_label(attack),
             "name": attack.name,
             "threat": attack.threat,
             "config": attack.config_dict(),
             "epsilon": epsilon,
-            "status": "ok" if len(ok) == len(cells) else (cells[0].status if cells else "missing"),
-            "robust": estimate([c.accuracy for c in ok], n).to_dict() if ok and len(ok) == len(cells) else None,
+            "status": "ok" if complete else (cells[0].status if cells else "missing"),
+            "robust": estimate(_values(ok, expected_correct)).to_dict() if complete else None,
+            "strict": estimate(_values(ok, strict_correct)).to_dict() if complete else None,
         }
         problems = [c.error for c in cells if c.status != "ok"]
         if problems:
             row["reason"] = problems[0]
         attacks.append(row)
     worst: list[dict[str, Any]] = []
+    per_example: dict[float, list[np.ndarray]] = {}
     for epsilon in plan.all_epsilons():
-        per_seed = []
+        values, strict = [], []
         included: set[str] = set()
+        selected: dict[str, int] = {}
         for s in result.seeds:
-            arrays = [c.correct for c in s.cells if c.kind == "clean"]
-            for c in s.cells:
-                if c.kind == "attack" and c.epsilon == epsilon and c.status == "ok":
-                    arrays.append(c.correct)
-                    included.add(c.attack)
-            per_seed.append(float(worst_case(arrays).mean()) if n else 0.0)
-        worst.append({"epsilon": epsilon, "robust": estimate(per_seed, n).to_dict(), "attacks": sorted(included)})
+            candidates = [c for c in s.cells if c.kind == "clean"]
+            candidates += [c for c in s.cells if c.kind == "attack" and c.epsilon == epsilon and c.status == "ok"]
+            included.update(c.attack for c in candidates[1:])
+            w = worst_case([c.correct for c in candidates])
+            values.append(w.value)
+            strict.append(w.strict)
+            for index, count in zip(*np.unique(w.selected, return_counts=True)):
+                label = candidates[int(index)].attack or "clean"
+                selected[label] = selected.get(label, 0) + int(count)
+        per_example[epsilon] = values
+        worst.append({
+            "epsilon": epsilon,
+            "robust": estimate(values).to_dict(),
+            "strict": estimate(strict).to_dict(),
+            "attacks": sorted(included),
+            # per candidate point, how many (seed, example) pairs it was the worst for (set A)
+            "selected": dict(sorted(selected.items())),
+        })
     trainings = [s.training for s in result.seeds if s.training is not None]
     probe_cells = [c for s in result.seeds for c in s.cells if c.kind == "probe"]
     probe = None
@@ -58,7 +84,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         probe = {
             "attack": probe_cells[0].attack,
             "epsilon": probe_cells[0].epsilon,
-            "robust": estimate([c.accuracy for c in ok], n).to_dict() if len(ok) == len(probe_cells) else None,
+            "robust": estimate(_values(ok, expected_correct)).to_dict() if len(ok) == len(probe_cells) else None,
         }
     checks = [c.info.get("gradient_check") for c in clean_cells if c.info.get("gradient_check")]
     gradient = {k: float(np.mean([g[k] for g in checks])) for k in ("zero", "nan", "inf")} if checks else None
@@ -71,8 +97,10 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "n_test": n,
         "schedule": dataclasses.asdict(plan.schedule),
         "protocol": {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "n_test": plan.n_test,
-                     "quantum_device": plan.quantum_device},
-        "clean": estimate([c.accuracy for c in clean_cells], n).to_dict(),
+                     "quantum_device": plan.quantum_device, "shots": plan.shots,
+                     "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION},
+        "clean": estimate(_values(clean_cells, expected_correct)).to_dict(),
+        "clean_strict": estimate(_values(clean_cells, strict_correct)).to_dict(),
         "attacks": attacks,
         "worst_case": worst,
         "training": {
@@ -86,8 +114,10 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "n_classes": result.data.n_classes,
         "probe": probe,
         "gradient_check": gradient,
+        "per_example": per_example,
     }
-    kinds = {attack_label(a): {"threat": a.threat, "iterative": a.iterative} for a, _ in plan.attack_cells()}
+    kinds = {attack_label(a): {"threat": a.threat, "iterative": a.iterative, "name": a.name}
+             for a, _ in plan.attack_cells()}
     findings = run_checks(summary, kinds)
     summary["flags"] = {
         "unreliable": bool(findings),
@@ -120,6 +150,9 @@ def add_paper_protocol(
 ) -> None:
     """Copy the paper-protocol row (an attack label and epsilon) to ``summary["paper_protocol"]`` if it ran.
 
+    The paper's counting: one deployed prediction per example, whose expected correctness is estimated
+    over the cell's draws; that is the attack row's ``robust`` number (scoring v2), never the strict one.
+
     The protocol's epsilon is the track's (MNIST's 0.1 on the mapped-DNN track); a dataset ranked at
     another epsilon (CIFAR's 8/255) gets the same attack at its ``ranking_epsilon``, so the paper's number
     always stands beside the adaptive one it is compared with.
@@ -131,5 +164,6 @@ def add_paper_protocol(
     for epsilon in (default, ranking_epsilon):
         for row in summary["attacks"]:
             if row["attack"] == label and row["epsilon"] == epsilon and row["status"] == "ok":
-                summary["paper_protocol"] = {"attack": label, "epsilon": epsilon, "robust": row["robust"]}
+                summary["paper_protocol"] = {"attack": label, "epsilon": epsilon, "robust": row["robust"],
+                                             "counting": "expected accuracy of one deployed prediction per example"}
                 return

@@ -37,6 +37,7 @@ from qbench.errors import QBenchError
 from qbench.hashing import config_hash
 from qbench.model import is_stochastic
 from qbench.progress import Reporter
+from qbench.readout import has_quantum_readout
 from qbench.rng import derive_seed, isolated_rng
 from qbench.store import CellRecord, TrainingRecord
 
@@ -154,7 +155,7 @@ class _Task:
         return Context(
             seed=seed, run_seed=self.seed, data_dir=self.workspace.data_dir, cache_dir=self.workspace.cache_dir,
             progress=self.reporter or Reporter(), data=data, n_eot=plan.n_eot, n_repeat=plan.n_repeat,
-            quantum_device=plan.quantum_device,
+            quantum_device=plan.quantum_device, shots=plan.shots,
         )
 
     def fresh_model(self, data: DataSplit) -> torch.nn.Module:
@@ -277,69 +278,78 @@ class CellTask(_Task):
         return model
 
     def evaluate(self, model: torch.nn.Module, data: DataSplit, start: float) -> CellRecord:
-        """The cell's numbers (the clean evaluation, or the attack's robust accuracy) as a record."""
+        """The cell's numbers (the clean evaluation, or the attack's point per example) as a record.
+
+        Whatever the cell, its final points are predicted on the evaluation draws of scoring v2
+        (:meth:`_draws`) and the per-example, per-draw correctness of both sets is stored.
+        """
         plan, attack = self.plan, self.attack
         ctx = self.context(derive_seed(self.seed, self.key), data)
         x, y = data.x_test, data.y_test
         base = self._base(len(y))
         with isolated_rng(ctx.seed):
             if attack is None:
-                correct, mean_acc = self._predict_correct(model, x, y, ctx)
-                with blame("defense", plan.defense.name, "describe"):
-                    described = _jsonable(plan.defense.describe(model))
                 info = {
-                    "stochastic": is_stochastic(model),
-                    "accuracy_all_repeats": float(correct.mean()) if len(correct) else 0.0,
-                    "defense": described,
                     "gradient_check": gradient_check(
                         model, x[: plan.gradient_check_examples], y[: plan.gradient_check_examples], ctx
                     ),
                 }
-                return CellRecord(
-                    **base, status="ok", n_correct=int(correct.sum()), accuracy=mean_acc, correct=correct,
-                    info=info, seconds=time.perf_counter() - start,
-                )
-            try:
-                x_adv = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
-            except AttackSkipped as exc:
-                return CellRecord(
-                    **base, status="skipped", n_correct=0, accuracy=None, correct=None, info={},
-                    seconds=time.perf_counter() - start, error=str(exc),
-                )
-            correct, mean_acc = self._predict_correct(model, x_adv, y, ctx)
-            # The robust prediction counts only if it is also correct on every repetition: robust accuracy
-            # is the fraction robust in all repetitions (a sceptical reading of a stochastic defense).
-            info = {
-                "stochastic": is_stochastic(model),
-                "accuracy_mean_over_repeats": mean_acc,
-                "max_perturbation": float((x_adv - x).abs().max()) if len(x) else 0.0,
-                "threat": attack.threat,
-            }
-            return CellRecord(
-                **base, status="ok", n_correct=int(correct.sum()), accuracy=float(correct.mean()), correct=correct,
-                info=info, seconds=time.perf_counter() - start,
-            )
+                with blame("defense", plan.defense.name, "describe"):
+                    info["defense"] = _jsonable(plan.defense.describe(model))
+                points = x
+            else:
+                try:
+                    points = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
+                except AttackSkipped as exc:
+                    return CellRecord(
+                        **base, status="skipped", n_correct=0, accuracy=None, correct=None, info={},
+                        seconds=time.perf_counter() - start, error=str(exc),
+                    )
+                info = {
+                    "max_perturbation": float((points - x).abs().max()) if len(x) else 0.0,
+                    "threat": attack.threat,
+                }
+        bits = self._draws(model, points, y, data)
+        draws = bits.shape[1] // 2
+        info.update({
+            "stochastic": is_stochastic(model),
+            "draws_per_set": draws,
+            "shots": plan.shots if has_quantum_readout(model) else None,
+        })
+        return CellRecord(
+            **base, status="ok",
+            # examples right in every draw of set B (the strict number), and the mean over all draws
+            n_correct=int(bits[:, draws:].all(axis=1).sum()), accuracy=float(bits.mean()) if len(y) else 0.0,
+            correct=bits, info=info, seconds=time.perf_counter() - start,
+        )
 
-    def _predict_correct(
-        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
-    ) -> tuple[np.ndarray, float]:
-        """Per-example "correct in every repetition" and the mean accuracy over repetitions."""
+    def evaluation_stochastic(self, model: torch.nn.Module) -> bool:
+        """Whether the deployed prediction is random: a stochastic forward, or a shot readout."""
+        return is_stochastic(model) or (self.plan.shots is not None and has_quantum_readout(model))
+
+    def _draws(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, data: DataSplit) -> np.ndarray:
+        """Per-example, per-draw correctness ``(n, 2 R)`` of the deployed prediction on ``x``.
+
+        Scoring v2 (DESIGN section 4): R = ``n_repeat`` draws for a stochastic prediction (1 for a
+        deterministic one) in each of two sets, A (columns ``[:R]``, used to select each example's
+        worst attack point) and B (``[R:]``, used to report). Common random numbers: draw r of set S for
+        the batch starting at example i is seeded by (run seed, training, S, r, i) only, so an input
+        gives the same r-th prediction in every cell of the training: at epsilon 0 every attack's point
+        is the clean input and scores exactly like it. The batches are fixed (``eval_batch_size``).
+        """
         plan = self.plan
-        repeats = plan.n_repeat if is_stochastic(model) else 1
-        all_correct = np.ones(len(y), dtype=bool)
-        total = 0.0
-        for _ in range(repeats):
-            parts = []
+        repeats = plan.n_repeat if self.evaluation_stochastic(model) else 1
+        bits = np.zeros((len(y), 2 * repeats), dtype=bool)
+        for column, (label, r) in enumerate([(s, r) for s in ("A", "B") for r in range(repeats)]):
             for i in range(0, len(x), plan.eval_batch_size):
                 xb = x[i : i + plan.eval_batch_size]
-                with blame("defense", plan.defense.name, "predict"):
+                seed = derive_seed(self.seed, "evaluation-draw", self.train_key, label, str(r), str(i))
+                ctx = self.context(seed, data)
+                with isolated_rng(seed), blame("defense", plan.defense.name, "predict"):
                     labels = plan.defense.predict(model, xb, ctx)
-                parts.append(_check_labels(plan.defense.name, labels, len(xb), ctx.data.n_classes))
-            preds = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
-            correct = (preds == y).numpy()
-            all_correct &= correct
-            total += float(correct.mean()) if len(correct) else 0.0
-        return all_correct, total / repeats
+                labels = _check_labels(plan.defense.name, labels, len(xb), data.n_classes)
+                bits[i : i + len(xb), column] = (labels == y[i : i + len(xb)]).numpy()
+        return bits
 
     def _generate(
         self, attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float,

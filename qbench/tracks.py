@@ -24,6 +24,8 @@ class TrackDefaults:
     paper_protocol: tuple[str, float] | None = None
     #: evaluate on the first n_test test examples unless --n-test says otherwise (None: all)
     n_test: int | None = None
+    #: the readout of a deployed quantum classifier: single shots per prediction (None: exact probabilities)
+    shots: int | None = None
 
 
 # QNN track: Huang & Zhang 2023 section 4.1 — BIM, 3 steps of 0.05, epsilon 0.15, with the attacker using
@@ -59,6 +61,8 @@ DEFAULTS = {
     QNN: TrackDefaults(
         dataset="moons", model="qnn", attacks=QNN_SUITE, epsilons=(0.15,),
         sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), paper_protocol=("bim[n_eot=1]", 0.15),
+        # the seed paper's J = 50 single-shot measurements per prediction (algorithm 2), for every defense
+        shots=50,
     ),
     MAPPED_DNN: TrackDefaults(
         dataset="mnist", model="lenet", attacks=MAPPED_DNN_SUITE, epsilons=(0.1,),

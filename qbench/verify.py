@@ -108,7 +108,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         model=(entry["model"]["name"], entry["model"]["config"]),
         defense=(entry["defense"]["name"], entry["defense"]["config"]), attacks=attacks, epsilons=epsilons,
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
-        n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"],
+        n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
         quantum_device=protocol.get("quantum_device"),
     )
 

@@ -1,16 +1,59 @@
+"""Scoring v2 as pure functions of per-example, per-draw bits (qbench.scoring)."""
+
 import numpy as np
 import pytest
 
-from qbench.scoring import estimate, relative_improvement, wilson_interval, worst_case
+from qbench.checks import run_checks
+from qbench.scoring import (
+    compare_paired, draw_sets, estimate, expected_correct, relative_improvement, shared_ranks, strict_correct,
+    wilson_interval, worst_case,
+)
 
 
-def test_worst_case_is_per_example_and():
-    clean = np.array([1, 1, 1, 0], bool)
-    a = np.array([1, 0, 1, 1], bool)
-    b = np.array([1, 1, 0, 1], bool)
-    assert worst_case([clean, a, b]).tolist() == [True, False, False, False]
-    # the worst case can be strictly below every single attack
-    assert worst_case([clean, a, b]).mean() < min(a.mean(), b.mean())
+def one_draw(values):
+    """A deterministic cell: one draw in each set, the same bit in both."""
+    v = np.asarray(values, bool)[:, None]
+    return np.concatenate([v, v], axis=1)
+
+
+def test_deterministic_worst_case_is_autoattacks_per_example_and():
+    clean = one_draw([1, 1, 1, 0])
+    a = one_draw([1, 0, 1, 1])
+    b = one_draw([1, 1, 0, 1])
+    w = worst_case([clean, a, b])
+    assert w.value.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert w.strict.tolist() == [True, False, False, False]
+    # strictly below every single attack, as the AND is
+    assert w.value.mean() < min(expected_correct(a).mean(), expected_correct(b).mean())
+
+
+def test_selection_on_set_a_reporting_on_set_b():
+    # example 0: the attack looks worst on A (0/2) but is right on B (2/2); the clean point is 2/2, 1/2
+    clean = np.array([[1, 1, 1, 0]], bool)
+    attack = np.array([[0, 0, 1, 1]], bool)
+    w = worst_case([clean, attack])
+    assert w.selected.tolist() == [1]
+    assert w.value.tolist() == [1.0]  # B of the selected point, not its (winner's-curse) A score
+    assert w.strict.tolist() == [True]
+    a, b = draw_sets(attack)
+    assert a.tolist() == [[False, False]] and b.tolist() == [[True, True]]
+    assert strict_correct(clean).tolist() == [False]
+
+
+def test_identical_candidates_change_nothing():
+    rng = np.random.default_rng(0)
+    clean = rng.random((50, 10)) < 0.7
+    attack = rng.random((50, 10)) < 0.4
+    before = worst_case([clean, attack])
+    after = worst_case([clean, attack, clean.copy(), attack.copy()])
+    assert np.array_equal(before.value, after.value) and np.array_equal(before.strict, after.strict)
+
+
+def test_worst_case_rejects_mismatched_draws():
+    with pytest.raises(ValueError):
+        worst_case([np.ones((4, 2), bool), np.ones((4, 4), bool)])
+    with pytest.raises(ValueError):
+        draw_sets(np.ones((4, 3), bool))
 
 
 def test_wilson_interval_known_values():
@@ -20,19 +63,51 @@ def test_wilson_interval_known_values():
     assert low == 0.0 and 0.1 < high < 0.2
 
 
-def test_estimate_over_seeds_uses_t_interval():
-    e = estimate([0.8, 0.82, 0.78], n_examples=200)
-    assert e.mean == pytest.approx(0.8)
-    assert e.std == pytest.approx(0.02)
-    # t(0.975, 2) = 4.303; half-width = 4.303 * 0.02 / sqrt(3)
-    assert e.ci_high - e.mean == pytest.approx(4.303 * 0.02 / 3**0.5, rel=1e-3)
-    assert e.ci_method == "t" and e.n_seeds == 3
+def test_bootstrap_interval_carries_the_test_set_sampling_error():
+    # three identical seeds: no seed spread at all, yet 200 examples at 50% leave ~7 points of sampling error
+    values = (np.arange(200) % 2).astype(float)
+    e = estimate([values, values, values])
+    assert e.mean == pytest.approx(0.5) and e.std == 0.0 and e.ci_method == "bootstrap"
+    assert e.ci_high - e.ci_low == pytest.approx(2 * 1.96 * 0.5 / 200 ** 0.5, rel=0.15)
+    # the same, one seed: the same width (Wilson would be the degenerate case only)
+    one = estimate([values])
+    assert one.n_seeds == 1 and one.ci_high - one.ci_low == pytest.approx(e.ci_high - e.ci_low, rel=0.15)
 
 
-def test_single_seed_uses_wilson():
-    e = estimate([0.5], n_examples=100)
-    assert e.ci_method == "wilson" and e.std == 0.0
-    assert e.ci_low == pytest.approx(0.4038, abs=1e-3)
+def test_bootstrap_interval_widens_with_seed_spread():
+    rng = np.random.default_rng(1)
+    tight = [rng.random(500) < 0.6 for _ in range(3)]
+    spread = [rng.random(500) < p for p in (0.4, 0.6, 0.8)]
+    t, s = estimate(tight), estimate(spread)
+    assert s.std > 0.1 and (s.ci_high - s.ci_low) > 2 * (t.ci_high - t.ci_low)
+    assert estimate(spread) == s  # a fixed bootstrap seed: recomputed exactly
+
+
+def test_degenerate_estimate_has_a_wilson_interval_not_zero_width():
+    e = estimate([np.zeros(200), np.zeros(200), np.zeros(200)])
+    assert e.mean == 0.0 and e.ci_method == "wilson" and e.ci_low == 0.0 and 0.01 < e.ci_high < 0.03
+
+
+def test_paired_comparison_separates_what_unpaired_intervals_cannot():
+    rng = np.random.default_rng(2)
+    base = [(rng.random(200) < 0.5).astype(float) for _ in range(3)]
+    better = [np.maximum(b, (rng.random(200) < 0.08)) for b in base]  # a few more examples right, same seeds
+    c = compare_paired(better, base)
+    assert c.difference > 0 and c.separated
+    same = compare_paired(base, [b.copy() for b in base])
+    assert same.difference == 0 and not same.separated
+
+
+def test_shared_ranks_group_against_the_group_leader():
+    means = [0.60, 0.59, 0.58, 0.40, 0.39]
+
+    def separated(i, k):
+        return abs(means[i] - means[k]) > 0.015
+
+    # 0.58 is within 0.015 of 0.59 but not of the leader 0.60: a new rank, no chain of ties
+    assert shared_ranks(5, separated) == ["=1", "=1", "3", "=4", "=4"]
+    assert shared_ranks(1, separated) == ["1"]
+    assert shared_ranks(3, lambda i, k: True) == ["1", "2", "3"]
 
 
 def test_relative_improvement():
@@ -41,8 +116,6 @@ def test_relative_improvement():
 
 
 def test_worst_case_monotonicity_compares_like_with_like():
-    from qbench.checks import run_checks
-
     def est(v):
         return {"mean": v}
 
@@ -60,6 +133,21 @@ def test_worst_case_monotonicity_compares_like_with_like():
     assert [f.check for f in run_checks(summary, {})] == ["monotone"]
 
 
+def test_apgd_weaker_than_pgd_and_epsilon_zero_checks():
+    def row(attack, eps, mean):
+        return {"attack": attack, "epsilon": eps, "status": "ok", "robust": {"mean": mean}}
+
+    kinds = {"pgd": {"threat": "white-box", "iterative": True}, "apgd-ce": {"threat": "white-box", "iterative": True}}
+    summary = {"n_test": 200, "clean": {"mean": 0.9},
+               "attacks": [row("pgd", 0.15, 0.50), row("apgd-ce", 0.15, 0.70)],
+               "worst_case": [{"epsilon": 0.0, "robust": {"mean": 0.9}, "attacks": ["pgd"]}]}
+    assert [f.check for f in run_checks(summary, kinds)] == ["apgd-weaker-than-pgd"]
+    summary["attacks"][1]["robust"]["mean"] = 0.52  # within noise
+    assert run_checks(summary, kinds) == []
+    summary["worst_case"][0]["robust"]["mean"] = 0.85
+    assert [f.check for f in run_checks(summary, kinds)] == ["epsilon-zero"]
+
+
 def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it():
     from qbench.summary import compare
 
@@ -70,8 +158,6 @@ def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it
     undefended, augmented = summary([623.4, 62.4, 62.9]), summary([121.4, 129.5, 121.7])
     compare(augmented, undefended)
     assert augmented["training"]["relative_cost"] == pytest.approx(121.7 / 62.9)
-
-
 def test_relative_improvement_pairs_the_same_epsilons():
     from qbench.summary import compare
 
@@ -96,7 +182,8 @@ def test_paper_protocol_falls_back_to_the_ranking_epsilon():
     add_paper_protocol(summary, ("noiseless-pgd", 0.1))  # CIFAR never ran the track's 0.1
     assert summary["paper_protocol"] is None
     add_paper_protocol(summary, ("noiseless-pgd", 0.1), ranking_epsilon=8 / 255)
-    assert summary["paper_protocol"] == {"attack": "noiseless-pgd", "epsilon": 8 / 255, "robust": {"mean": 0.11}}
+    assert summary["paper_protocol"] == {"attack": "noiseless-pgd", "epsilon": 8 / 255, "robust": {"mean": 0.11},
+                                         "counting": "expected accuracy of one deployed prediction per example"}
     summary["attacks"].append({**row, "epsilon": 0.1, "robust": {"mean": 0.5}})
     add_paper_protocol(summary, ("noiseless-pgd", 0.1), ranking_epsilon=8 / 255)
     assert summary["paper_protocol"]["epsilon"] == 0.1  # the track's epsilon first, where it ran

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from qbench.planning import make_plan
 from qbench.registry import Registry
+from qbench.tracks import DEFAULTS
 from qbench.runner import Plan
 
 
@@ -92,7 +93,7 @@ class Experiment:
                 registry, s.track, dataset=(s.dataset, s.dataset_options), model=(s.model, s.model_options),
                 defense=(s.defense, s.defense_options), attacks=self.attacks, epsilons=list(self.epsilons),
                 seeds=list(seeds), epochs=epochs or s.epochs, n_eot=self.n_eot, n_repeat=self.n_repeat,
-                n_test=n_test or self.n_test,
+                n_test=n_test or self.n_test, shots=DEFAULTS[s.track].shots,
             ))
             for s in self.settings
         ]
