@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from qbench.coverage import Gap  # noqa: E402
 from qbench.render_markdown import (  # noqa: E402
-    accuracy_legend, gap_line, pct, ranked, scoring_note, seeds_text, strict_clean,
+    accuracy_legend, attack_rows, board_rows, gap_line, leaders, pct, ranked, ranking_sentence, scoring_note, seeds_text,
 )
 
 STYLE = """
@@ -93,21 +93,33 @@ def crosstalk_plot(entries: list[dict[str, Any]]) -> str | None:
     return figure_svg(fig)
 
 
+def html_table(headers: list[str], rows: list[list[str]], table_id: str = "", bold: int | None = None) -> str:
+    """A plain HTML table (the first two columns left-aligned, ``bold`` the column to emphasise)."""
+    esc = html.escape
+    ident = f' id="{table_id}"' if table_id else ""
+    head = "".join(f"<th{' class=l' if i in (1,) or h == 'flags' else ''}>{esc(h)}</th>" for i, h in enumerate(headers))
+    body = []
+    for row in rows:
+        cells = []
+        for i, value in enumerate(row):
+            text = f"<b>{esc(value)}</b>" if i == bold else esc(value)
+            cls = " class=l" if i in (0, 1) or headers[i] == "flags" else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table{ident}><tr>{head}</tr>{''.join(body)}</table>"
+
+
 def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[str], gap: Gap | None = None) -> str:
     """The HTML page of one board (with what is not computed on it, if anything)."""
     first = entries[0]
     esc = html.escape
-    rows = []
-    for rank, e in enumerate(ranked(entries), start=1):
-        paper = e.get("paper_protocol")
-        flags = "; ".join(e["flags"]["reasons"]) if e["flags"]["unreliable"] else ""
-        cost = e["training"]["relative_cost"]
-        rows.append(
-            f"<tr><td>{rank}</td><td class=l>{esc(e['defense']['name'])}</td><td>{esc(pct(e['clean']))}</td>"
-            f"<td>{esc(pct(strict_clean(e), with_ci=False))}</td>"
-            f"<td><b>{esc(pct(e['robust']))}</b></td><td>{esc(pct(paper['robust']) if paper else '—')}</td>"
-            f"<td>{'—' if cost is None else f'{cost:.1f}x'}</td><td class='l flag'>{esc(flags)}</td></tr>"
-        )
+    headers, rows = board_rows(entries)
+    ranking = html_table(headers, rows, "ranking", bold=4)
+    per_attack = "".join(
+        f"<h3>{esc(e['defense']['name'])}</h3><p>Config: <code>{esc(str(e['defense']['config']))}</code></p>"
+        + html_table(*attack_rows(e))
+        for e in ranked(entries)
+    )
     plots = [robustness_plot(entries)] + [robustness_plot(entries, a) for a in curve_attacks] + [crosstalk_plot(entries)]
     figures = "".join(f"<figure>{svg}</figure>" for svg in plots if svg)
     return f"""<!doctype html>
@@ -120,35 +132,45 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
 {seeds_text(first['seeds'])}, the first {first['n_test']} test examples,
 EOT-{first['protocol']['n_eot']} on stochastic models, ranking epsilon {first['epsilon']:.4g}.
 {accuracy_legend(first['seeds'])} {esc(first['provenance'].get('data_notes', ''))}</p>
+<p>{esc(ranking_sentence(first))}</p>
 <p>{esc(scoring_note(entries))}</p>
-<table id="ranking"><tr><th>#</th><th class=l>defense</th><th>clean</th><th>clean, all {first['protocol']['n_repeat']} right</th><th>robust (worst case)</th>
-<th>paper protocol</th><th>training cost</th><th class=l>flags</th></tr>
-{''.join(rows)}
-</table>
+{ranking}
 {f'<p class="gap">{esc(gap_line(gap))}</p>' if gap else ''}
 <h2>Robust accuracy vs epsilon</h2>
 <div class="plots">{figures}</div>
+<h2>Every attack, per defense</h2>
+{per_attack}
 </body></html>
 """
 
 
 def index_html(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = ()) -> str:
-    """The site's index: every board with its leader, then what the grid lacks (as the Markdown index)."""
+    """The site's index: every board with its leader(s), then what the grid lacks (as the Markdown index)."""
     items = []
+    esc = html.escape
     for board in sorted(boards):
-        top = ranked(boards[board])[0]
-        flag = " <span class=flag>(unreliable)</span>" if top["flags"]["unreliable"] else ""
+        entries = boards[board]
+        best = leaders(entries)
+        if best:
+            names = ", ".join(e["defense"]["name"] for e in best)
+            who = names if len(best) == 1 else f"tied: {names}"
+            value = pct(best[0]["robust"], False)
+        else:
+            who, value = "none (every entry is flagged unreliable)", "—"
         items.append(
-            f"<tr><td class=l><a href='{html.escape(board)}.html'>{html.escape(top['track'])} · {html.escape(board)}</a></td>"
-            f"<td class=l>{html.escape(top['defense']['name'])}{flag}</td><td>{html.escape(pct(top['robust'], False))}</td></tr>"
+            f"<tr><td class=l><a href='{esc(board)}.html'>{esc(entries[0]['track'])} · {esc(board)}</a></td>"
+            f"<td class=l>{esc(who)}</td><td>{esc(value)}</td><td class=l>{esc(ranking_sentence(entries[0]))}</td></tr>"
         )
-    missing = "".join(f"<li>{html.escape(g.track)} · {html.escape(g.board)}: {html.escape(g.describe())} "
-                      f"(<code>{html.escape(g.command())}</code>)</li>" for g in gaps)
+    missing = "".join(f"<li>{esc(g.track)} · {esc(g.board)}: {esc(g.describe())} "
+                      f"(<code>{esc(g.command())}</code>)</li>" for g in gaps)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>qbench leaderboards</title><style>{STYLE}</style></head>
 <body><!-- generated by `qbench leaderboard build`; do not edit by hand -->
 <h1>qbench leaderboards</h1>
-<table><tr><th class=l>board</th><th class=l>leader</th><th>robust %</th></tr>{''.join(items)}</table>
+<p>Ranked by the expected accuracy of the deployed defense under the per-example worst case of the whole attack
+suite (scoring v2); defenses not separated at 95% share a rank, unreliable entries are never named leaders.
+What every number means: <a href="../../docs/protocol.md">docs/protocol.md</a>.</p>
+<table><tr><th class=l>board</th><th class=l>leader</th><th>robust %</th><th class=l>what is ranked</th></tr>{''.join(items)}</table>
 {f"<h2>Not computed yet</h2><ul>{missing}</ul>" if missing else ""}
 </body></html>
 """

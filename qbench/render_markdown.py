@@ -24,34 +24,75 @@ def pct(estimate: dict | None, with_ci: bool = True, unit: str = "") -> str:
     return text
 
 
+def is_v2(entry: dict[str, Any]) -> bool:
+    """Whether the entry is scored under v2 (schema 2); v1 entries are shown, labelled, until recomputed."""
+    return entry.get("schema_version", 1) >= 2
+
+
 def ranked(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Entries by adaptive worst-case robust accuracy (best first), then clean accuracy."""
-    return sorted(entries, key=lambda e: (-e["robust"]["mean"], -e["clean"]["mean"], e["defense"]["name"]))
+    """Entries best first: reliable before unreliable, then by the worst case, then clean accuracy."""
+    return sorted(entries, key=lambda e: (bool(e["flags"]["unreliable"]), -e["robust"]["mean"], -e["clean"]["mean"],
+                                          e["defense"]["name"]))
+
+
+def rank_label(entry: dict[str, Any], position: int) -> str:
+    """The entry's rank (``=2`` when shared); a v1 entry has only its position."""
+    return entry["rank"]["label"] if is_v2(entry) and entry.get("rank") else str(position)
+
+
+def leaders(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries sharing rank 1 among the reliable ones (empty when every entry is unreliable)."""
+    reliable = [e for e in ranked(entries) if not e["flags"]["unreliable"]]
+    if not reliable:
+        return []
+    if not is_v2(reliable[0]):
+        return reliable[:1]
+    return [e for e in reliable if e.get("rank", {}).get("label") in ("1", "=1")]
 
 
 def strict_clean(entry: dict[str, Any]) -> dict | None:
-    """Clean accuracy under the robust rule (every one of the ``n_repeat`` predictions right): PGD at ε = 0.
-
-    The entry's ``clean`` is the mean over the repeats, while an attacked example of a stochastic model counts
-    only when all repeats are right; PGD with a zero budget is the clean input scored by the robust rule.
-    """
+    """Clean accuracy under the strict rule (right in every draw of set B; v1: PGD at epsilon 0)."""
+    if is_v2(entry):
+        return entry.get("clean_strict")
     return next((a["robust"] for a in entry["attacks"]
                  if a["attack"] == "pgd" and a["epsilon"] == 0 and a["status"] == "ok"), None)
 
 
+def readout_text(entry: dict[str, Any]) -> str:
+    """The board's readout in words."""
+    shots = entry["protocol"].get("shots")
+    if entry["track"] != "qnn":
+        return "predictions from the logits"
+    return f"{shots} single shots per prediction" if shots else "exact class probabilities"
+
+
+def ranking_sentence(entry: dict[str, Any]) -> str:
+    """One sentence: what is ranked, at which epsilon, on how many examples, with which readout and seeds."""
+    if not is_v2(entry):
+        return (f"Scored under v1 (an example counted only if all {entry['protocol']['n_repeat']} predictions were "
+                "right, clean and under every attack); to be recomputed under v2: see docs/protocol.md.")
+    return (f"Ranked by the expected accuracy of the deployed defense under the per-example worst case of the whole "
+            f"attack suite (scoring v2) at ε = {entry['epsilon']:.4g}, on {entry['n_test']} test examples, "
+            f"{readout_text(entry)}, {seeds_text(entry['seeds'])}; see docs/protocol.md.")
+
+
 def scoring_note(entries: list[dict[str, Any]]) -> str:
-    """What the columns measure: the two scoring rules, and how far seeds-only intervals are from the whole error."""
+    """What the columns measure, and what the intervals include."""
     first = entries[0]
-    n, repeats = first["n_test"], first["protocol"]["n_repeat"]
-    se = 100 * (0.25 / n) ** 0.5
-    return (f"Clean is the mean accuracy over the {repeats} predictions of a stochastic model; an attacked example "
-            f"counts as robust only when all {repeats} are right, and 'clean, all {repeats} right' is clean accuracy "
-            f"under that rule (PGD at ε = 0). " + (
-                f"The ± and intervals are over seeds on the same {n} test examples: they leave out the test-set "
-                f"sampling error, up to {se:.1f} points (one binomial standard error at 50%), so neighbouring ranks "
-                "closer than that are not separated." if len(first["seeds"]) > 1 else
-                f"With one seed the intervals are Wilson's over the {n} test examples and seed-to-seed variation "
-                "(several points on the boards with three seeds) is not measured: a preliminary board."))
+    if not is_v2(first):
+        n, repeats = first["n_test"], first["protocol"]["n_repeat"]
+        return (f"Scoring v1: clean is the mean accuracy over the {repeats} predictions of a stochastic model; an "
+                f"attacked example counted as robust only when all {repeats} were right. The ± and intervals are "
+                f"over seeds on the same {n} test examples and leave out the test-set sampling error. These numbers "
+                "are superseded by scoring v2 once the board is recomputed.")
+    draws = first["protocol"].get("draws_per_set", 1)
+    return (f"Every accuracy is the expected accuracy of one deployed prediction (mean over {draws} evaluation draws "
+            f"per example for a stochastic prediction, 1 for a deterministic one); 'strict' counts an example only "
+            f"when it is right in all {draws} draws. The worst case picks, per example, the attack point that is "
+            "worst on one set of draws and reports it on a second, fresh set. Intervals are 95% bootstrap intervals "
+            "over seeds and test examples together; ranks come from paired comparisons on the same seeds and "
+            "examples, and defenses not separated at 95% share a rank (=). Unreliable entries (a failed sanity "
+            "check) are ranked after every reliable one.")
 
 
 def varying_deployment(entry: dict[str, Any]) -> str:
@@ -63,37 +104,53 @@ def varying_deployment(entry: dict[str, Any]) -> str:
     return "; ".join(f"{k} = " + ", ".join(str(info.get(k)) for info in infos) for k in varying)
 
 
-def board_table(entries: list[dict[str, Any]]) -> str:
-    """The board's ranking as a Markdown table."""
+def board_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of a board's ranking (shared by the Markdown and HTML pages)."""
     rows = []
-    repeats = entries[0]["protocol"]["n_repeat"]
-    for rank, e in enumerate(ranked(entries), start=1):
+    for position, e in enumerate(ranked(entries), start=1):
         paper = e.get("paper_protocol")
         flags = "unreliable: " + "; ".join(e["flags"]["reasons"]) if e["flags"]["unreliable"] else ""
         cost = e["training"]["relative_cost"]
         rows.append([
-            rank,
+            rank_label(e, position),
             e["defense"]["name"],
             pct(e["clean"]),
             pct(strict_clean(e), with_ci=False),
             pct(e["robust"]),
+            pct(e.get("strict"), with_ci=False) if is_v2(e) else "—",
             pct(paper["robust"]) if paper else "—",
             "—" if e["relative_improvement_percent"] is None else f"{e['relative_improvement_percent']:+.0f}%",
             "—" if cost is None else f"{cost:.1f}x",
             flags,
         ])
-    headers = ["#", "defense", "clean %", f"clean, all {repeats} right %", "robust % (worst case, ranks)", "paper protocol %",
-               "vs undefended", "training cost", "flags"]
+    headers = ["#", "defense", "clean %", "clean, strict %", "robust % (worst case, ranks)", "worst case, strict %",
+               "paper protocol %", "vs undefended", "training cost", "flags"]
+    return headers, rows
+
+
+def board_table(entries: list[dict[str, Any]]) -> str:
+    """The board's ranking as a Markdown table."""
+    headers, rows = board_rows(entries)
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def attack_rows(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of one entry's per-attack numbers (shared by the Markdown and HTML pages)."""
+    rows = []
+    for a in entry["attacks"]:
+        if a["status"] == "ok":
+            value = pct(a["robust"], with_ci=False)
+            strict = pct(a.get("strict"), with_ci=False) if a.get("strict") else "—"
+        else:
+            value, strict = f"{a['status']}: {a.get('reason', '')}", "—"
+        rows.append([a["attack"], a["threat"], f"{a['epsilon']:.4g}", value, strict])
+    return ["attack", "threat", "epsilon", "robust %", "strict %"], rows
 
 
 def attack_table(entry: dict[str, Any]) -> str:
     """Every attack's number for one entry."""
-    rows = []
-    for a in entry["attacks"]:
-        value = pct(a["robust"], with_ci=False) if a["status"] == "ok" else f"{a['status']}: {a.get('reason', '')}"
-        rows.append([a["attack"], a["threat"], f"{a['epsilon']:.4g}", value])
-    return tabulate(rows, headers=["attack", "threat", "epsilon", "robust %"], tablefmt="github", disable_numparse=True)
+    headers, rows = attack_rows(entry)
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def gap_line(gap: Gap) -> str:
@@ -126,7 +183,7 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
     ]
     if first["provenance"].get("data_notes"):
         lines += ["", f"Data: {first['provenance']['data_notes']}"]
-    lines += ["", scoring_note(entries), "", board_table(entries), ""]
+    lines += ["", ranking_sentence(first), "", scoring_note(entries), "", board_table(entries), ""]
     if gap is not None:
         lines += [gap_line(gap), ""]
     for e in ranked(entries):
@@ -141,18 +198,24 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
 def index_page(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = (), top: int = 3) -> str:
     """``leaderboards/README.md``: the top of every board, with links."""
     lines = [GENERATED, "# qbench leaderboards", "",
-             "Ranked by the adaptive worst-case robust accuracy (per-example worst case over the whole attack "
-             "suite, EOT for stochastic defenses). The paper-protocol number is shown beside it. "
-             "See docs/protocol.md for what every number means.", ""]
+             "Each board ranks defenses by the expected accuracy of the deployed defense under the per-example worst "
+             "case of the whole attack suite (scoring v2: EOT for stochastic defenses, selection and measurement "
+             "on separate draws); each board's sentence gives its epsilon, test examples, readout and seeds. "
+             "Defenses not separated at 95% share a rank (=); unreliable entries are ranked last. What every number "
+             "means: [docs/protocol.md](../docs/protocol.md).", ""]
     for board in sorted(boards):
         entries = boards[board]
         track = entries[0]["track"]
         shown = f"top {top} of {len(entries)}" if len(entries) > top else f"all {len(entries)}"
-        lines += [f"## [{track} · {board}]({track}/{board}/README.md) ({shown})", ""]
-        rows = [[e["defense"]["name"], pct(e["clean"], False), pct(e["robust"], False),
+        lines += [f"## [{track} · {board}]({track}/{board}/README.md) ({shown})", "", ranking_sentence(entries[0]), ""]
+        best = leaders(entries)
+        if len(best) > 1:
+            lines += [f"No single leader: {', '.join(e['defense']['name'] for e in best)} share rank 1.", ""]
+        rows = [[rank_label(e, i), e["defense"]["name"], pct(e["clean"], False), pct(e["robust"], False),
                  pct(e["paper_protocol"]["robust"], False) if e.get("paper_protocol") else "—",
-                 "unreliable" if e["flags"]["unreliable"] else ""] for e in ranked(entries)[:top]]
-        lines += [tabulate(rows, headers=["defense", "clean %", "robust %", "paper protocol %", "flags"], tablefmt="github", disable_numparse=True), ""]
+                 "unreliable" if e["flags"]["unreliable"] else ""] for i, e in enumerate(ranked(entries)[:top], start=1)]
+        lines += [tabulate(rows, headers=["#", "defense", "clean %", "robust %", "paper protocol %", "flags"],
+                           tablefmt="github", disable_numparse=True), ""]
     if gaps:
         lines += ["## Not computed yet", ""]
         lines += [f"- {g.track} · {g.board}: {g.describe()} (`{g.command()}`)" for g in gaps]
