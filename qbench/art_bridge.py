@@ -1,9 +1,9 @@
 """The bridge to the Adversarial Robustness Toolbox: a qbench model as an ART ``PyTorchClassifier``.
 
 Attack plugins call :func:`art_classifier` and hand the result to ART's attack classes. For a stochastic
-model the classifier's loss gradient is the mean over ``n_eot`` forward samples (expectation over
-transformation, Athalye et al. 2018): the batch is tiled ``n_eot`` times and run in one forward, since
-every forward draws fresh noise per example.
+model the classifier's loss, loss gradient and class gradients are means over ``n_eot`` forward samples
+(expectation over transformation, Athalye et al. 2018): the batch is tiled ``n_eot`` times and run in one
+forward, since every forward draws fresh noise per example.
 """
 
 from __future__ import annotations
@@ -61,6 +61,28 @@ class EOTPyTorchClassifier(PyTorchClassifier):
         if is_tensor:
             return grads.reshape(self.n_eot, n, *grads.shape[1:]).mean(dim=0)
         return self._mean(grads, n)
+
+    def compute_loss(self, x, y, reduction: str = "none", **kwargs):
+        """The loss per example averaged over ``n_eot`` forward samples, then reduced by ``reduction``.
+
+        ART's APGD decides its step sizes and its best iterate from this loss; one noisy forward would
+        make those decisions on a single sample of a stochastic model.
+        """
+        if self.n_eot <= 1:
+            return super().compute_loss(x, y, reduction=reduction, **kwargs)
+        if reduction not in ("none", "mean", "sum"):
+            raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        n = x.shape[0]
+        is_tensor = isinstance(x, torch.Tensor)
+        xt = torch.cat([x] * self.n_eot) if is_tensor else self._tiled(x)
+        yt = torch.cat([y] * self.n_eot) if isinstance(y, torch.Tensor) else self._tiled(np.asarray(y))
+        losses = super().compute_loss(xt, yt, reduction="none", **kwargs)
+        per_example = losses.reshape(self.n_eot, n, *losses.shape[1:]).mean(0)
+        if reduction == "mean":
+            return per_example.mean()
+        if reduction == "sum":
+            return per_example.sum()
+        return per_example
 
     def class_gradient(self, x, label=None, training_mode: bool = False, **kwargs):
         if self.n_eot <= 1:
@@ -121,9 +143,12 @@ def to_numpy_inputs(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[n
     return x.detach().cpu().numpy().astype(np.float32), np.eye(n_classes, dtype=np.float32)[y.cpu().numpy()]
 
 
-def eot_estimator_like(estimator: PyTorchClassifier, n_eot: int) -> EOTPyTorchClassifier:
-    """An EOT copy of an ART classifier an attack built internally (APGD swaps in its own loss)."""
-    copy = EOTPyTorchClassifier(
+def eot_estimator_like(
+    estimator: PyTorchClassifier, n_eot: int, cls: type[EOTPyTorchClassifier] = EOTPyTorchClassifier,
+) -> EOTPyTorchClassifier:
+    """An EOT copy (of class ``cls``) of an ART classifier an attack built internally (APGD swaps in its
+    own loss)."""
+    copy = cls(
         model=estimator.model,
         loss=estimator._loss,
         input_shape=estimator.input_shape,

@@ -45,7 +45,10 @@ def wires_for(n_features: int, encoding: str) -> int:
 class CircuitClassifier(torch.nn.Module):
     """Base of circuit classifiers: subclasses implement :meth:`encode` and :meth:`layer`."""
 
-    def __init__(self, n_wires: int, n_classes: int, n_layers: int, readout_bias: bool = False) -> None:
+    def __init__(
+        self, n_wires: int, n_classes: int, n_layers: int, readout_bias: bool = False,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         if n_classes < 2:
             raise ValueError("a classifier needs at least 2 classes")
@@ -59,7 +62,10 @@ class CircuitClassifier(torch.nn.Module):
         # A trainable classical bias on the class log-probabilities (the "b" of Schuld et al. 2020's
         # circuit-centric classifier): it moves the decision threshold off p = 0.5, which one measured
         # qubit cannot do by itself.
-        self.readout_bias = torch.nn.Parameter(torch.zeros(n_classes)) if readout_bias else None
+        self.readout_bias = torch.nn.Parameter(torch.zeros(n_classes, dtype=dtype)) if readout_bias else None
+        #: the real dtype the circuit runs in; None = that of the circuit's own weights (see
+        #: :attr:`parameter_dtype`)
+        self.dtype = dtype
         #: None = qbench's engine; otherwise a PennyLane device name
         self.device_name: str | None = None
         #: trajectories per example when the circuit has noise channels (engine's trajectory method)
@@ -123,8 +129,18 @@ class CircuitClassifier(torch.nn.Module):
 
     @property
     def parameter_dtype(self) -> torch.dtype:
-        """The real dtype the circuit runs in (that of the first parameter)."""
-        return next(self.parameters()).dtype
+        """The real dtype the circuit runs in: :attr:`dtype` when given, else that of the circuit weights.
+
+        The circuit weights are the model's own parameters other than the readout bias (a classical
+        parameter created before the weights, in the default dtype) and the inserts' parameters (a
+        defense's noise scales): a float64 circuit runs, and encodes its inputs, in float64 whatever they are.
+        """
+        if self.dtype is not None:
+            return self.dtype
+        for name, param in self.named_parameters():
+            if name != "readout_bias" and not name.startswith("inserts."):
+                return param.dtype
+        return self.readout_bias.dtype if self.readout_bias is not None else torch.get_default_dtype()
 
     def class_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` class probabilities from the readout wires' basis-state probabilities."""

@@ -71,8 +71,8 @@ CASES = [
     case("negative-epochs", EVAL + " --epochs -3", 2, "expected a positive integer, got '-3'"),
     case("zero-n-test", EVAL + " --n-test 0", 2, "expected a positive integer, got '0'"),
     case("zero-eot", GRID + " --n-eot 0", 2, "expected a positive integer, got '0'"),
-    case("zero-shots", EVAL.replace("--defense none", "--defense noise_layer") + " --defense-option shots=0", 2,
-         "shots >= 1 are required"),
+    case("zero-shots", EVAL + " --shots 0", 2, "expected a positive integer, got '0'"),
+    case("text-shots", GRID + " --shots many", 2, "expected a positive integer, got 'many'"),
     case("zero-hardware-shots", "evaluate --track mapped-dnn --defense intrinsic_noise --defense-option shots=0"
          " --store {store}", 2, "shots >= 1"),
     case("bad-bool", EVAL.replace("--defense none", "--defense noise_layer") + " --defense-option combined_loss=maybe", 2,

@@ -1,9 +1,18 @@
 """``depolarizing``: depolarizing noise in the circuit as a defense (Du et al. 2021, Phys. Rev. Research 3, 023153).
 
 A depolarizing channel of probability ``p`` on every qubit after each layer (``placement=layers``) or only
-before the measurement (``placement=measurement``). By default the channel runs on the engine's trajectory
-path (each forward samples Pauli insertions per example — unbiased, and as cheap as a pure state vector),
-so the model is stochastic and attacked with EOT; ``exact=true`` uses the density matrix instead.
+before the measurement (``placement=measurement``).
+
+Du et al.'s defense is the channel itself, so the deployed model is the channel: ``deploy`` switches the
+circuit to the engine's exact density-matrix execution. Its forward is deterministic and exact: attacks
+see the exact channel (no EOT is needed), and the deployed prediction is the board's readout of the
+channel's class probabilities (``ctx.shots`` single shots, or the exact probabilities), like every other
+defense's. (Version 1 deployed one sampled Pauli trajectory per forward: a random circuit, not the channel,
+whose clean prediction was right in all repetitions only 5-14% of the time.)
+
+Training runs by default on the engine's trajectory path (each forward samples Pauli insertions per
+example: an unbiased estimate of the channel's output, as cheap as a pure state vector); ``exact=true``
+trains on the exact channel (the density matrix) too, at the density matrix's cost (B x 4^n amplitudes).
 Winderl, Franco & Lorenz (arXiv 2311.17458) report that the robustness argument does not carry over to
 multi-class problems; qbench's numbers on binary tasks should be read with that in mind.
 """
@@ -20,7 +29,11 @@ from qbench import CircuitClassifier, Defense, LayerInsert, UsageError
 
 
 class Depolarizing(LayerInsert):
-    """A depolarizing channel of probability ``p`` on every qubit after the chosen layers."""
+    """A depolarizing channel of probability ``p`` on every qubit after the chosen layers.
+
+    ``stochastic`` says whether the circuit samples the channel (Pauli trajectories) rather than applying
+    it exactly (density matrix); the owner sets it together with the model's ``method``.
+    """
 
     position = "after"
 
@@ -36,9 +49,21 @@ class Depolarizing(LayerInsert):
         return [qml.DepolarizingChannel(self.p, wires=w) for w in wires]
 
 
+def use_density(model: CircuitClassifier, exact: bool) -> None:
+    """Run ``model``'s channels exactly (density matrix) or sampled (one Pauli trajectory per example)."""
+    model.method = "density" if exact else "trajectories"
+    for insert in model.inserts:
+        if isinstance(insert, Depolarizing):
+            insert.stochastic = not exact
+
+
 @dataclass(frozen=True)
 class DepolarizingConfig:
-    """Channel probability, placement, and exact (density matrix) or sampled (trajectories) execution."""
+    """Channel probability, placement, and whether training too runs the exact channel (density matrix).
+
+    The deployed model always runs the exact channel; ``exact=false`` (default) trains on sampled Pauli
+    trajectories, ``exact=true`` on the density matrix.
+    """
 
     p: float = 0.05
     placement: Literal["layers", "measurement"] = "layers"
@@ -50,11 +75,12 @@ class DepolarizingConfig:
 
 
 class DepolarizingNoise(Defense):
-    """Depolarizing channels in the circuit (after each layer, or before measurement)."""
+    """Depolarizing channels in the circuit (after each layer, or before measurement); deployed exactly."""
 
     name = "depolarizing"
-    description = "depolarizing channels of probability p after each layer (Du et al. 2021)"
-    version = "1"
+    description = "depolarizing channels of probability p after each layer, deployed exactly (Du et al. 2021)"
+    #: 2: the deployed model runs the exact channel (density matrix), not one sampled trajectory
+    version = "2"
     tracks = ("qnn",)
     Config = DepolarizingConfig
 
@@ -64,11 +90,19 @@ class DepolarizingNoise(Defense):
         c = self.config
         last = model.n_layers - 1 if c.placement == "measurement" else None
         model.inserts.append(Depolarizing(c.p, last, sampled=not c.exact))
-        model.method = "density" if c.exact else "trajectories"
+        use_density(model, c.exact)
+        return model
+
+    def deploy(self, model, data, ctx):
+        """The exact channel: density-matrix execution, a deterministic forward."""
+        use_density(model, True)
         return model
 
     def describe(self, model) -> dict:
-        return {"p": self.config.p, "placement": self.config.placement, "exact": self.config.exact}
+        return {
+            "p": self.config.p, "placement": self.config.placement, "exact": self.config.exact,
+            "trained_on": "density" if self.config.exact else "trajectories", "deployed": "density",
+        }
 
 
 @qbench.hookimpl

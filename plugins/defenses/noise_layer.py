@@ -4,8 +4,11 @@ Before each layer of a circuit classifier, every qubit gets ``RY(eta_i * beta_l)
 sigma^2)`` drawn afresh at every forward and for every example, and ``beta_l`` one trainable scalar per
 layer (initial 0.25). Training (algorithm 1) uses the combined loss of eq. 9,
 ``gamma * L(x_adv) + (1 - gamma) * L(x)``, with ``x_adv`` from BIM through the *noisy* model (eq. 8).
-Inference (algorithm 2) measures the readout ``shots`` times with the noise redrawn per shot and returns
-the most frequent outcome.
+Inference (algorithm 2) measures the readout J times with the noise redrawn per shot and returns the
+most frequent outcome. J is the board's readout, ``ctx.shots`` (equal readout, :mod:`qbench.readout`: every
+defense on a board predicts from the same measurement budget; the seed paper's J = 50 is the QNN track's
+default); with ``ctx.shots = None`` the prediction is the argmax of the exact class probabilities of one
+noisy forward.
 
 The switches of the paper's ablations are options: ``noise`` (where the noise is active: both phases,
 training only, testing only, or off — figure 7) and ``combined_loss`` (table 2: QNN-V = neither, QNN-N =
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 
 import qbench
 from qbench import CircuitClassifier, Defense, LayerInsert, UsageError
+from qbench.readout import frequencies, label_from_frequencies, measure
 from qbench.training import bim_examples, train
 
 ABLATIONS = {
@@ -83,14 +87,12 @@ class NoiseLayerConfig:
     adv_epsilon: float = 0.15
     adv_steps: int = 3
     adv_step_size: float = 0.05
-    #: J of algorithm 2: measurements per prediction, noise redrawn for each
-    shots: int = 50
 
     def validate(self) -> None:
         if self.sigma2 < 0 or not 0 <= self.gamma <= 1:
             raise ValueError("sigma2 must be >= 0 and gamma in [0, 1]")
-        if self.adv_epsilon < 0 or self.adv_steps < 1 or self.adv_step_size <= 0 or self.shots < 1:
-            raise ValueError("adv_epsilon >= 0, adv_steps >= 1, adv_step_size > 0 and shots >= 1 are required")
+        if self.adv_epsilon < 0 or self.adv_steps < 1 or self.adv_step_size <= 0:
+            raise ValueError("adv_epsilon >= 0, adv_steps >= 1 and adv_step_size > 0 are required")
 
     @property
     def switches(self) -> tuple[str, bool]:
@@ -103,7 +105,8 @@ class NoiseLayer(Defense):
 
     name = "noise_layer"
     description = "noise layers RY(eta*beta) with trainable beta, combined loss, J-shot voting (Huang & Zhang 2023)"
-    version = "1"
+    #: 2: algorithm 2's J is the board's readout ``ctx.shots`` (the ``shots`` option is gone)
+    version = "2"
     tracks = ("qnn",)
     Config = NoiseLayerConfig
 
@@ -127,16 +130,24 @@ class NoiseLayer(Defense):
         return train(model, data, schedule, ctx, batch_loss, description="training (noise layers, combined loss)")
 
     def predict(self, model, x, ctx):
-        """Algorithm 2: ``shots`` single-shot measurements, noise redrawn per shot, majority label."""
-        shots = self.config.shots if model.stochastic else 1
+        """Algorithm 2 with J = ``ctx.shots``: J single shots, noise redrawn per shot, majority label.
+
+        Every example is repeated J times and each copy gets its own noise draw and one single-shot
+        measurement; the measured frequencies decide the label (through the model's readout bias, if
+        any). Without noise at test time this is the board's plain readout of J shots. ``ctx.shots =
+        None``: the argmax of the exact class probabilities of one noisy forward. Randomness (noise and
+        shots) comes from torch's global generator.
+        """
+        shots = ctx.shots
         with torch.no_grad():
-            if shots == 1:
+            if shots is None:
                 return model(x).argmax(dim=1)
+            if not model.stochastic:
+                return measure(model, x, shots)
             probs = model.class_probabilities(x.repeat_interleave(shots, dim=0))
-            outcomes = torch.multinomial(probs.clamp_min(0), 1).reshape(len(x), shots)
-            frequencies = F.one_hot(outcomes, probs.shape[1]).sum(dim=1).to(probs.dtype) / shots
-            # the label is decided by the measured frequencies (with the model's readout bias, if any)
-            return model.logits_from(frequencies).argmax(dim=1)
+            single = frequencies(probs, 1)  # one shot per noisy copy: (N * J, K) one-hot outcomes
+            freqs = single.reshape(len(x), shots, probs.shape[1]).mean(dim=1)
+            return label_from_frequencies(model, freqs)
 
     def describe(self, model) -> dict:
         inserts = [m for m in model.inserts if isinstance(m, NoiseLayers)]

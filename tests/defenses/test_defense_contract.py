@@ -25,8 +25,8 @@ def test_noise_layer_makes_the_model_stochastic_and_votes_with_shots():
     from qbench import is_stochastic
 
     data = tiny_split(n_features=4)
-    ctx = context(data)
-    defense = REGISTRY.create("defense", "noise_layer", {"shots": 7})
+    ctx = context(data, shots=7)
+    defense = REGISTRY.create("defense", "noise_layer")
     model = defense.prepare(circuit_model(data), ctx).eval()
     assert is_stochastic(model)
     torch.manual_seed(1)
