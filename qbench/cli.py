@@ -157,9 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--no-sweep", action="store_true", help="skip the epsilon sweep of the curve attacks")
     grid_args.add_argument("--data-dir", type=Path, default=None)
     grid_args.add_argument("--store", type=Path, default=None)
+    grid_args.add_argument("--published", type=Path, default=None, metavar="DIR",
+                           help="a published store (e.g. leaderboards/store): read into --store first; `run` adds "
+                                "what it computed back to it, also when interrupted")
     lb_sub.add_parser("run", parents=[common, grid_args, executors], help="compute every missing cell of the grid")
     build = lb_sub.add_parser("build", parents=[common, grid_args], help="write entries from the store and render")
     build.add_argument("--out", type=Path, default=Path("leaderboards"))
+    build.add_argument("--draft", action="store_true",
+                       help="build from a tree with uncommitted changes; the entries and pages say 'draft'")
+
+    st = sub.add_parser("store", parents=[common], help="move results between a store and the published store")
+    st_sub = st.add_subparsers(dest="action", parser_class=_Parser)
+    for action, text in (("export", "add the store's trainings, weights and cells to the published store"),
+                         ("import", "add the published store's records to the store")):
+        sp = st_sub.add_parser(action, parents=[common], help=text)
+        sp.add_argument("--store", type=Path, default=None)
+        sp.add_argument("--published", type=Path, default=Path("leaderboards/store"), metavar="DIR",
+                        help="the published store (default: %(default)s)")
+        if action == "export":
+            sp.add_argument("--commit", default=None,
+                            help="the commit to record for cells that do not carry the one that computed them")
     render = lb_sub.add_parser("render", parents=[common], help="re-render Markdown and HTML from the entries")
     render.add_argument("--out", type=Path, default=Path("leaderboards"))
 
@@ -400,36 +417,90 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
             raise UsageError(f"no entries under {args.out} (qbench leaderboard build writes them)")
         print(json.dumps([str(p) for p in written]) if args.json else f"rendered {len(written)} pages under {args.out}")
         return 0
+    from qbench.entry import git_commit
+    from qbench.published_store import export_store, import_store
+
+    build_commit = None
+    if args.action == "build":
+        build_commit = git_commit()
+        if build_commit and build_commit.endswith("+dirty") and not args.draft:
+            raise UsageError("the tree has uncommitted changes: commit them first (entries record the commit they "
+                             "were built from), or build a draft with --draft")
+    if args.published is not None and not args.published.is_dir():
+        raise UsageError(f"--published {args.published} is not a directory")
     registry = _registry(err)
     reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
     tracks = args.tracks or list(TRACKS)
-    status = 0
     spec = _executor_spec(args, "pool") if args.action == "run" else executor_spec(None, None, None)
     data_dir = _data_dir(args)
     with Store.open(args.store or default_store_path(), create=args.action == "run") as store, spec.create() as executor:
         log = lambda m: print(m, file=sys.stderr)  # noqa: E731
         runner = Runner(store, data_dir=data_dir, reporter=reporter, compute=args.action == "run",
                         executor=executor, log=log)
-        options = leaderboard.GridOptions(
-            boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
-            seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
-            n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep, shots=args.shots,
-        )
-        for track in tracks:
-            if args.action == "run":
-                report = leaderboard.run_grid(registry, runner, track, options, log)
-            else:
-                report = leaderboard.build(registry, runner, args.out, track, options)
-            status = 1 if report.failed else status
-            if args.json:
-                print(json.dumps({"track": track, **{k: [str(v) for v in vals] for k, vals in vars(report).items()}}))
-            else:
-                out.print(f"{track}: {len(report.done)} done, {len(report.failed)} failed, {len(report.skipped)} skipped")
-                for line in report.failed + report.skipped:
-                    out.print(f"  {line}", markup=False, highlight=False)
+        if args.published is not None:
+            moved = import_store(args.published, store)
+            log(f"read {moved.cells_added} cells and {moved.trainings_added} trainings from {args.published}")
+        try:
+            status = _grid_actions(args, out, registry, runner, tracks, log, build_commit)
+        finally:
+            if args.published is not None and args.action == "run":
+                moved = export_store(store, args.published)
+                log(f"added {moved.cells_added} cells, {moved.trainings_added} trainings to {args.published}")
     if args.action == "build":
         leaderboard.render(args.out)
     return status
+
+
+def _grid_actions(args, out, registry, runner, tracks, log, build_commit) -> int:
+    """The grid's run or build over the selected tracks; 1 when a part failed."""
+    from qbench import leaderboard
+
+    status = 0
+    options = leaderboard.GridOptions(
+        boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
+        seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
+        n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep, shots=args.shots,
+    )
+    for track in tracks:
+        if args.action == "run":
+            report = leaderboard.run_grid(registry, runner, track, options, log)
+        else:
+            report = leaderboard.build(registry, runner, args.out, track, options, build_commit=build_commit,
+                                       draft=bool(build_commit and build_commit.endswith("+dirty")))
+        status = 1 if report.failed else status
+        if args.json:
+            print(json.dumps({"track": track, **{k: [str(v) for v in vals] for k, vals in vars(report).items()}}))
+        else:
+            out.print(f"{track}: {len(report.done)} done, {len(report.failed)} failed, {len(report.skipped)} skipped")
+            for line in report.failed + report.skipped:
+                out.print(f"  {line}", markup=False, highlight=False)
+    return status
+
+
+def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench store export|import``: between a SQLite store and the published store (JSON lines + weights)."""
+    from qbench.published_store import export_store, import_store
+
+    if args.action is None:
+        raise UsageError("store needs an action: export or import")
+    if args.action == "import" and not args.published.is_dir():
+        raise UsageError(f"--published {args.published} is not a directory")
+    with Store.open(args.store or default_store_path(), create=args.action == "import") as store:
+        if args.action == "export":
+            report = export_store(store, args.published, commit=args.commit)
+        else:
+            report = import_store(args.published, store)
+    fields = {"cells_added": report.cells_added, "trainings_added": report.trainings_added,
+              "weights_added": report.weights_added, "disagreements": report.disagreements,
+              "missing_weights": report.missing_weights}
+    if args.json:
+        print(json.dumps(fields, indent=2))
+    else:
+        out.print(f"{args.action}: {report.cells_added} cells, {report.trainings_added} trainings, "
+                  f"{report.weights_added} weights files added", markup=False, highlight=False)
+        for key in report.disagreements:
+            out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
+    return 1 if report.disagreements else 0
 
 
 def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -554,7 +625,7 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
-COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "merge": cmd_merge, "leaderboard": cmd_leaderboard}
+COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "merge": cmd_merge, "leaderboard": cmd_leaderboard, "store": cmd_store}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

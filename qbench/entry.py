@@ -96,6 +96,8 @@ def build_entry(
     epsilon: float,
     registered: dict[str, Any],
     cells: list[dict[str, Any]],
+    build_commit: str | None = None,
+    draft: bool = False,
 ) -> dict[str, Any]:
     """An entry from a defense's summary (and the undefended model's, same protocol).
 
@@ -153,7 +155,10 @@ def build_entry(
         "relative_improvement_percent": improvement,
         "provenance": {
             "qbench_version": qbench.__version__,
-            "git_commit": git_commit(),
+            "git_commit": build_commit if build_commit is not None else git_commit(),
+            # the commits that computed the cells behind the numbers (a resumed grid spans several)
+            "cell_commits": sorted({c["commit"] for c in cells if c.get("commit")}),
+            "draft": draft,
             "packages": package_versions(),
             "config_hash": config_hash(identity),
             "data_files": summary["data"]["files"],

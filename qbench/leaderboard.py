@@ -96,13 +96,20 @@ def run_grid(
 def _stored_cells(result) -> list[dict[str, Any]]:
     return [
         {"key": c.key, "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon,
-         "status": c.status, "accuracy": c.accuracy}
+         "status": c.status, "accuracy": c.accuracy, "commit": c.info.get("commit")}
         for s in result.seeds for c in s.cells
     ]
 
 
-def build(registry: Registry, runner: Runner, out: Path, track: str, options: GridOptions) -> GridReport:
-    """Write ``out/<track>/<board>/<defense>.json`` for every (board, defense) whose cells are all stored."""
+def build(
+    registry: Registry, runner: Runner, out: Path, track: str, options: GridOptions,
+    build_commit: str | None = None, draft: bool = False,
+) -> GridReport:
+    """Write ``out/<track>/<board>/<defense>.json`` for every (board, defense) whose cells are all stored.
+
+    ``build_commit`` is the clean commit the entries are built from (checked by the caller before anything
+    is written, since writing entries dirties the tree); ``draft`` marks entries built from a dirty tree.
+    """
     report = GridReport()
     protocol = DEFAULTS[track].paper_protocol
     for board, plans in options.plans(registry, track):
@@ -131,7 +138,7 @@ def build(registry: Registry, runner: Runner, out: Path, track: str, options: Gr
             summary.pop("per_example", None)
             entry = entries_mod.build_entry(
                 summary, undefended if defense != "none" else None, board.name, epsilon,
-                registry.entry("defense", defense).to_dict(), cells,
+                registry.entry("defense", defense).to_dict(), cells, build_commit=build_commit, draft=draft,
             )
             path = out / track / board.name / f"{defense}.json"
             entries_mod.write(entry, path)

@@ -68,6 +68,9 @@ def readout_text(entry: dict[str, Any]) -> str:
 
 def ranking_sentence(entry: dict[str, Any]) -> str:
     """One sentence: what is ranked, at which epsilon, on how many examples, with which readout and seeds."""
+    if entry["provenance"].get("draft"):
+        return "DRAFT, built from uncommitted changes (qbench leaderboard build --draft): not a published result. " + \
+            ranking_sentence({**entry, "provenance": {**entry["provenance"], "draft": False}})
     if not is_v2(entry):
         return (f"Scored under v1 (an example counted only if all {entry['protocol']['n_repeat']} predictions were "
                 "right, clean and under every attack); to be recomputed under v2: see docs/protocol.md.")

@@ -192,6 +192,16 @@ class Runner:
         self.cache_dir = cache_dir or (store.artifacts / "cache")
         self.executor = executor or InProcessExecutor()
         self.log = log or (lambda message: None)
+        self._commit: str | None | bool = False
+
+    @property
+    def source_commit(self) -> str | None:
+        """The commit of the qbench checkout computing cells (``+dirty`` with changes), stored with each."""
+        if self._commit is False:
+            from qbench.entry import git_commit
+
+            self._commit = git_commit()
+        return self._commit  # type: ignore[return-value]
 
     def context(self, seed: int, plan: Plan | None = None, data: DataSplit | None = None, run_seed: int = 0) -> Context:
         """A context for ``seed`` with this runner's directories and the plan's evaluation settings."""
@@ -321,6 +331,7 @@ class Runner:
                     else:
                         finished = [self._cell_done(outcome, tasks[key])]
                     for record in finished:
+                        record.info["commit"] = self.source_commit
                         if record.status == "failed" and record.n == 0:
                             record.n = len(owners[record.key][0].data.y_test)
                         self.store.put_cell(record)

@@ -1,0 +1,137 @@
+"""The published store (leaderboards/store layout): export, import, and a grid killed on one machine,
+committed, cloned elsewhere and resumed there."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fault_plugins
+import numpy as np
+import pytest
+
+from qbench.dataset import TrainingSchedule
+from qbench.published_store import CELLS, TRAININGS, export_store, import_store, published_cells, read_jsonl
+from qbench.registry import load_registry
+from qbench.runner import Plan, Runner
+from qbench.store import Store
+
+from test_kill_resume import count_cells
+
+GRID = ["leaderboard", "run", "--track", "qnn", "--board", "moons-qnn-angle", "--defense", "none", "--seeds", "2",
+        "--epochs", "2", "--n-test", "20", "--no-sweep", "--executor", "inprocess"]
+
+
+def tiny_run(store: Store) -> None:
+    create = load_registry([("faults", fault_plugins)]).create
+    plan = Plan(
+        track="qnn", dataset=create("dataset", "tiny_box"), model=create("model", "tiny_linear"),
+        defense=create("defense", "none"), epsilons=[0.1, 0.2], seeds=[0, 1],
+        attacks=[create("attack", "fgsm"), create("attack", "pgd", {"steps": 3})],
+        schedule=TrainingSchedule(epochs=2), n_eot=1, n_repeat=2,
+    )
+    Runner(store).run(plan)
+
+
+def test_export_then_import_round_trips_every_record_and_is_idempotent(tmp_path):
+    published = tmp_path / "published"
+    with Store.open(tmp_path / "a.sqlite") as a:
+        tiny_run(a)
+        report = export_store(a, published, commit="abc123")
+        cells_a = {c.key: c for c in a.cells()}
+        trainings_a = a.trainings()
+    assert report.cells_added == len(cells_a) == 2 * (1 + 4) and report.trainings_added == 2
+    folder = published / "qnn" / "tiny_box-tiny_linear"
+    lines = (folder / CELLS).read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == sorted(cells_a)  # one line per cell, sorted by key
+    assert all(json.loads(line)["commit"] for line in lines)
+    assert len(list((folder / "weights").iterdir())) == 2
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    with Store.open(tmp_path / "a.sqlite") as a:  # exporting again adds nothing and rewrites nothing
+        again = export_store(a, published)
+    assert again.cells_added == 0 and again.disagreements == []
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+    with Store.open(tmp_path / "b.sqlite") as b:
+        moved = import_store(published, b)
+        cells_b = {c.key: c for c in b.cells()}
+        assert moved.cells_added == len(cells_a) and moved.trainings_added == 2
+        assert {t.key for t in b.trainings()} == {t.key for t in trainings_a}
+        for t in b.trainings():
+            assert (b.artifacts / t.weights).read_bytes() == (tmp_path / "a.sqlite.artifacts" / t.weights).read_bytes()
+    for key, cell in cells_a.items():
+        assert np.array_equal(cells_b[key].correct, cell.correct) and cells_b[key].accuracy == cell.accuracy
+    assert set(published_cells(published)) == set(cells_a)
+
+
+def test_a_published_cell_that_differs_is_reported_not_overwritten(tmp_path):
+    published = tmp_path / "published"
+    with Store.open(tmp_path / "a.sqlite") as a:
+        tiny_run(a)
+        export_store(a, published)
+    path = published / "qnn" / "tiny_box-tiny_linear" / CELLS
+    rows = read_jsonl(path)
+    key = sorted(rows)[0]
+    rows[key]["accuracy"] = 0.123
+    path.write_text("".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in sorted(rows)))
+    edited = path.read_bytes()
+    with Store.open(tmp_path / "a.sqlite") as a:
+        report = export_store(a, published)
+    assert report.disagreements == [key] and path.read_bytes() == edited
+
+
+def git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+@pytest.mark.slow
+def test_a_grid_killed_on_one_machine_resumes_from_a_clone_on_another(tmp_path, cli):
+    # machine 1: the grid runs, is killed mid-way, and what it stored is exported and committed
+    repo = tmp_path / "machine1"
+    (repo / "store").mkdir(parents=True)
+    git("init", "-q", cwd=repo)
+    killed = tmp_path / "machine1.sqlite"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("qbench")), *GRID, "--store", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while count_cells(killed) < 4 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the grid finished before it could be killed; make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    exported = cli("store", "export", "--store", str(killed), "--published", str(repo / "store"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    partial = json.loads(exported.stdout)["cells_added"]
+    assert partial >= 4
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "partial grid", cwd=repo)
+
+    # machine 2: a fresh clone and a fresh local store resume the grid from the committed published store
+    clone = tmp_path / "machine2"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    resumed = cli(*GRID, "--store", str(tmp_path / "machine2.sqlite"), "--published", str(clone / "store"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"read {partial} cells" in resumed.stderr
+
+    # an uninterrupted run elsewhere gives the same cells, each stored once
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    fresh = cli(*GRID, "--store", str(tmp_path / "whole.sqlite"), "--published", str(whole))
+    assert fresh.returncode == 0, fresh.stderr
+    mine, theirs = published_cells(clone / "store"), published_cells(whole)
+    assert set(mine) == set(theirs) and len(mine) > partial
+    for key in theirs:
+        assert np.array_equal(mine[key].correct, theirs[key].correct), key
+    with Store.open(tmp_path / "machine2.sqlite") as store:
+        keys = [c.key for c in store.cells()]
+    assert len(keys) == len(set(keys)) == len(theirs)
+    assert len(read_jsonl(next((clone / "store").glob(f"*/*/{TRAININGS}")))) == 2
