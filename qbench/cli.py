@@ -133,9 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="stores to read (left unchanged)")
     mg.add_argument("--store", type=Path, default=None, help="the store merged into (created if missing)")
 
-    vf = sub.add_parser("verify", parents=[common], help="re-run a sample of an entry's cells from scratch")
+    vf = sub.add_parser("verify", parents=[common],
+                        help="recompute an entry from the published store, then re-run a random sample of its cells")
     vf.add_argument("entry", type=Path, help="a leaderboard entry JSON file")
-    vf.add_argument("--sample", type=_positive_int, default=3, help="how many cells to re-run (default 3)")
+    vf.add_argument("--sample", type=_non_negative_int, default=3,
+                    help="random cells to re-run besides the ranking-epsilon cells of one seed (default 3)")
+    vf.add_argument("--seed", type=_non_negative_int, default=None, help="the sample's seed (default: a fresh one, printed)")
+    vf.add_argument("--published", type=Path, default=Path("leaderboards/store"), metavar="DIR",
+                    help="the published store holding the entry's cells (default: %(default)s)")
+    vf.add_argument("--recompute-only", action="store_true",
+                    help="only recompute every number from the published bits (no re-run; seconds)")
     vf.add_argument("--data-dir", type=Path, default=None)
 
     lb = sub.add_parser("leaderboard", parents=[common], help="run the grid, build entries, render pages")
@@ -539,10 +546,19 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     entry = entry_mod.load(args.entry)
     registry = _registry(err)
     reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
-    report = verify(registry, entry, str(args.entry), args.sample, _data_dir(args), reporter)
+    report = verify(registry, entry, str(args.entry), args.sample, _data_dir(args), reporter,
+                    published=args.published, seed=args.seed, recompute_only=args.recompute_only)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
+        if report.recomputed:
+            verdict = "every number recomputed exactly" if not report.mismatches else \
+                f"{len(report.mismatches)} fields differ from the recomputation"
+            out.print(f"recomputed from {args.published}: {verdict}", markup=False, highlight=False, soft_wrap=True)
+            for line in report.mismatches[:20]:
+                out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        if report.sample_seed is not None:
+            out.print(f"re-running cells sampled with --seed {report.sample_seed}", markup=False, highlight=False)
         for check in report.checks:
             out.print(check.describe(), markup=False, highlight=False, soft_wrap=True)
         out.print(f"{args.entry}: {'verified' if report.ok else 'NOT verified'} "
@@ -550,8 +566,8 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
                   f"{report.identical} identical; largest difference "
                   f"{100 * report.largest_difference:.1f} points)", markup=False, soft_wrap=True)
     if not report.ok:
-        bad = next(c for c in report.checks if not c.agrees)
-        print(f"qbench: error: {args.entry}: {bad.describe()}", file=sys.stderr)
+        first = report.mismatches[0] if report.mismatches else next(c for c in report.checks if not c.agrees).describe()
+        print(f"qbench: error: {args.entry}: {first}", file=sys.stderr)
     return 0 if report.ok else 1
 
 

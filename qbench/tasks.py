@@ -315,6 +315,8 @@ class CellTask(_Task):
             "stochastic": is_stochastic(model),
             "draws_per_set": draws,
             "shots": plan.shots if has_quantum_readout(model) else None,
+            # what must match for a re-run to reproduce these bits exactly (qbench verify)
+            "platform": platform_id(),
         })
         return CellRecord(
             **base, status="ok",
@@ -366,6 +368,14 @@ class CellTask(_Task):
                 parts.append(check_adversarial(attack.name, xb, adv, epsilon, data))
                 bar.advance(len(xb))
         return torch.cat(parts) if parts else x.clone()
+
+
+def platform_id() -> str:
+    """Machine architecture, OS, torch version and intra-op threads: a re-run on the same is bit-identical."""
+    import platform
+    import sys
+
+    return f"{platform.machine()}-{sys.platform}-torch{torch.__version__}-threads{torch.get_num_threads()}"
 
 
 def check_adversarial(name: str, x: torch.Tensor, adv: torch.Tensor, epsilon: float, data: DataSplit) -> torch.Tensor:
