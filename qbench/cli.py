@@ -440,7 +440,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     tracks = args.tracks or list(TRACKS)
     spec = _executor_spec(args, "pool") if args.action == "run" else executor_spec(None, None, None)
     data_dir = _data_dir(args)
-    with Store.open(args.store or default_store_path(), create=args.action == "run") as store, spec.create() as executor:
+    with Store.open(args.store or default_store_path(), create=args.action == "run" or args.published is not None) as store, \
+            spec.create() as executor:
         log = lambda m: print(m, file=sys.stderr)  # noqa: E731
         runner = Runner(store, data_dir=data_dir, reporter=reporter, compute=args.action == "run",
                         executor=executor, log=log)
