@@ -24,6 +24,7 @@ _LAZY = {
     "CircuitClassifier": "qbench.circuit_model",
     "LayerInsert": "qbench.circuit_model",
     "art_classifier": "qbench.art_bridge",
+    "load_model": "qbench.loading",
 }
 
 

@@ -29,6 +29,7 @@ from qbench.registry import Registry, load_registry
 from qbench.render_markdown import pct
 from qbench.runner import Plan, Runner
 from qbench.store import Store, default_store_path
+from qbench.hashing import config_hash
 from qbench.readout import EXACT, readout_shots
 from qbench.summary import add_paper_protocol, compare, summarize
 from qbench.tracks import DEFAULTS, TRACKS
@@ -172,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=Path("leaderboards"))
     build.add_argument("--draft", action="store_true",
                        help="build from a tree with uncommitted changes; the entries and pages say 'draft'")
+
+    lm = sub.add_parser("load-model", parents=[common],
+                        help="load a published trained model by name, check its clean cell, optionally save it")
+    lm.add_argument("board", help="a board name, e.g. moons-qnn-angle")
+    lm.add_argument("defense", help="a defense on that board, e.g. noise_layer")
+    lm.add_argument("--seed", type=_non_negative_int, default=0, help="the run seed (default: %(default)s)")
+    lm.add_argument("--published", type=Path, default=Path("leaderboards/store"), metavar="DIR",
+                    help="the published store (default: %(default)s)")
+    lm.add_argument("--entries", type=Path, default=Path("leaderboards"), metavar="DIR",
+                    help="the published entries (default: %(default)s)")
+    lm.add_argument("--data-dir", type=Path, default=None)
+    lm.add_argument("--save", type=Path, default=None, metavar="FILE",
+                    help="write the deployed model's state dict here (safetensors)")
 
     st = sub.add_parser("store", parents=[common], help="move results between a store and the published store")
     st_sub = st.add_subparsers(dest="action", parser_class=_Parser)
@@ -485,6 +499,40 @@ def _grid_actions(args, out, registry, runner, tracks, log, build_commit) -> int
     return status
 
 
+def cmd_load_model(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``qbench load-model BOARD DEFENSE``: the published model, its clean cell recomputed against the store."""
+    import numpy as np
+    from safetensors.torch import save_file
+
+    from qbench.loading import clean_bits, load_trained
+    from qbench.published_store import published_cells
+
+    trained = load_trained(args.board, args.defense, args.seed, args.published, args.entries, _data_dir(args))
+    bits = clean_bits(trained)
+    from qbench.scoring import expected_correct
+
+    clean_key = config_hash(trained.plan.cell_spec(trained.train_key, None, None, "clean"))
+    committed = published_cells(args.published).get(clean_key)
+    same = committed is not None and committed.correct is not None and np.array_equal(committed.correct, bits)
+    if args.save:
+        state = {k: v.detach().contiguous() for k, v in trained.module.state_dict().items()}
+        save_file(state, str(args.save))
+    report = {
+        "board": args.board, "defense": args.defense, "seed": args.seed, "module": type(trained.module).__name__,
+        "parameters": int(sum(p.numel() for p in trained.module.parameters())),
+        "clean_accuracy": float(expected_correct(bits).mean()), "matches_published_clean_cell": same,
+        "saved": str(args.save) if args.save else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        out.print(f"{args.board}/{args.defense} seed {args.seed}: {report['module']}, {report['parameters']} parameters; "
+                  f"clean accuracy {100 * report['clean_accuracy']:.1f}%, "
+                  + ("identical to the published clean cell" if same else "DIFFERENT from the published clean cell"),
+                  markup=False, highlight=False, soft_wrap=True)
+    return 0 if same else 1
+
+
 def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench store export|import``: between a SQLite store and the published store (JSON lines + weights)."""
     from qbench.published_store import export_store, import_store
@@ -642,7 +690,7 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
-COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "merge": cmd_merge, "leaderboard": cmd_leaderboard, "store": cmd_store}
+COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "merge": cmd_merge, "leaderboard": cmd_leaderboard, "store": cmd_store, "load-model": cmd_load_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

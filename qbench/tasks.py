@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from qbench.art_bridge import gradient_check
 from qbench.attack import Attack, AttackSkipped, attack_label
 from qbench.context import Context
 from qbench.dataset import DataSplit
+from qbench.defense import Defense
 from qbench.errors import QBenchError
 from qbench.hashing import config_hash
 from qbench.model import is_stochastic
@@ -330,28 +331,14 @@ class CellTask(_Task):
         return is_stochastic(model) or (self.plan.shots is not None and has_quantum_readout(model))
 
     def _draws(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, data: DataSplit) -> np.ndarray:
-        """Per-example, per-draw correctness ``(n, 2 R)`` of the deployed prediction on ``x``.
-
-        Scoring v2 (DESIGN section 4): R = ``n_repeat`` draws for a stochastic prediction (1 for a
-        deterministic one) in each of two sets, A (columns ``[:R]``, used to select each example's
-        worst attack point) and B (``[R:]``, used to report). Common random numbers: draw r of set S for
-        the batch starting at example i is seeded by (run seed, training, S, r, i) only, so an input
-        gives the same r-th prediction in every cell of the training: at epsilon 0 every attack's point
-        is the clean input and scores exactly like it. The batches are fixed (``eval_batch_size``).
-        """
+        """Per-example, per-draw correctness ``(n, 2 R)`` of the deployed prediction on ``x``
+        (:func:`evaluation_bits`)."""
         plan = self.plan
         repeats = plan.n_repeat if self.evaluation_stochastic(model) else 1
-        bits = np.zeros((len(y), 2 * repeats), dtype=bool)
-        for column, (label, r) in enumerate([(s, r) for s in ("A", "B") for r in range(repeats)]):
-            for i in range(0, len(x), plan.eval_batch_size):
-                xb = x[i : i + plan.eval_batch_size]
-                seed = derive_seed(self.seed, "evaluation-draw", self.train_key, label, str(r), str(i))
-                ctx = self.context(seed, data)
-                with isolated_rng(seed), blame("defense", plan.defense.name, "predict"):
-                    labels = plan.defense.predict(model, xb, ctx)
-                labels = _check_labels(plan.defense.name, labels, len(xb), data.n_classes)
-                bits[i : i + len(xb), column] = (labels == y[i : i + len(xb)]).numpy()
-        return bits
+        return evaluation_bits(
+            plan.defense, model, x, y, data.n_classes, self.seed, self.train_key, repeats, plan.eval_batch_size,
+            lambda seed: self.context(seed, data),
+        )
 
     def _generate(
         self, attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float,
@@ -368,6 +355,30 @@ class CellTask(_Task):
                 parts.append(check_adversarial(attack.name, xb, adv, epsilon, data))
                 bar.advance(len(xb))
         return torch.cat(parts) if parts else x.clone()
+
+
+def evaluation_bits(
+    defense: Defense, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int, run_seed: int,
+    train_key: str, repeats: int, batch_size: int, make_context: Callable[[int], Context],
+) -> np.ndarray:
+    """Per-example, per-draw correctness ``(n, 2 repeats)`` of ``defense.predict`` on the deployed ``model``.
+
+    Scoring v2 (DESIGN section 4): ``repeats`` draws in each of two sets, A (columns ``[:repeats]``, used to
+    select each example's worst attack point) and B (``[repeats:]``, used to report). Common random
+    numbers: draw r of set S for the batch starting at example i is seeded by (run seed, training key, S,
+    r, i) only, so an input gives the same r-th prediction in every cell of the training: at epsilon 0 every
+    attack's point is the clean input and scores exactly like it. The batches are fixed (``batch_size``).
+    """
+    bits = np.zeros((len(y), 2 * repeats), dtype=bool)
+    for column, (label, r) in enumerate([(s, r) for s in ("A", "B") for r in range(repeats)]):
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            seed = derive_seed(run_seed, "evaluation-draw", train_key, label, str(r), str(i))
+            with isolated_rng(seed), blame("defense", defense.name, "predict"):
+                labels = defense.predict(model, xb, make_context(seed))
+            labels = _check_labels(defense.name, labels, len(xb), n_classes)
+            bits[i : i + len(xb), column] = (labels == y[i : i + len(xb)]).numpy()
+    return bits
 
 
 def platform_id() -> str:
