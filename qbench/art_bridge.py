@@ -94,6 +94,31 @@ class EOTPyTorchClassifier(PyTorchClassifier):
         return self._mean(grads, n)
 
 
+class BPDA(torch.nn.Module):
+    """Backward-pass differentiable approximation (Athalye et al. 2018) of a deployed model.
+
+    A defense whose forward has non-differentiable parts (quantisation, sampling of a discrete code, a
+    detached stage) may declare their differentiable approximation by setting ``bpda`` on the deployed
+    module: a module with the same inputs and outputs. Gradient attacks then see the real forward's values
+    and the approximation's gradient (straight-through: ``approx(x) + (model(x) - approx(x)).detach()``).
+    """
+
+    def __init__(self, model: torch.nn.Module, approximation: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.approximation = model, approximation
+        self.stochastic = is_stochastic(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        approx = self.approximation(x)
+        return approx + (self.model(x) - approx).detach()
+
+
+def declared_bpda(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The differentiable approximation a deployed model declares (its ``bpda`` attribute), if any."""
+    approximation = getattr(model, "bpda", None)
+    return approximation if isinstance(approximation, torch.nn.Module) else None
+
+
 def art_classifier(model: torch.nn.Module, ctx: "Context", n_eot: int | None = None) -> PyTorchClassifier:
     """Wrap ``model`` (logits ``(N, C)``) for ART with the cell's domain bounds.
 
@@ -104,6 +129,9 @@ def art_classifier(model: torch.nn.Module, ctx: "Context", n_eot: int | None = N
         raise ValueError("the context carries no dataset split; the runner sets ctx.data for attack cells")
     if n_eot is None:
         n_eot = ctx.n_eot if is_stochastic(model) else 1
+    approximation = declared_bpda(model)
+    if approximation is not None:
+        model = BPDA(model, approximation)
     return EOTPyTorchClassifier(
         model=model,
         loss=torch.nn.CrossEntropyLoss(),

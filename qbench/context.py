@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ class Context:
     quantum_device: str | None = None
     #: the cell's dataset split (attacks read the domain, class count and, for surrogates, the train set)
     data: "DataSplit | None" = None
+    #: returns the board's undefended twin (the ``none`` model: same data, architecture, seed and standard
+    #: training) for transfer attacks; None outside a runner cell
+    undefended_twin: "Callable[[], torch.nn.Module] | None" = None
     generator: torch.Generator = field(init=False)
     rng: np.random.Generator = field(init=False)
 

@@ -114,6 +114,16 @@ class _Cache(collections.OrderedDict):
 
 _DATA = _Cache()
 _DEPLOYED = _Cache()
+_TWINS = _Cache()
+
+
+class Undefended(Defense):
+    """The ``none`` defense as the core knows it: standard training, no change (the undefended twin)."""
+
+    name = "none"
+    description = "no defense (the undefended twin of transfer attacks)"
+    tracks = ("qnn", "mapped-dnn")
+    standard_training = True
 
 
 def load_split(plan: "Plan", workspace: Workspace, reporter: Reporter | None = None) -> DataSplit:
@@ -157,7 +167,36 @@ class _Task:
             seed=seed, run_seed=self.seed, data_dir=self.workspace.data_dir, cache_dir=self.workspace.cache_dir,
             progress=self.reporter or Reporter(), data=data, n_eot=plan.n_eot, n_repeat=plan.n_repeat,
             quantum_device=plan.quantum_device, shots=plan.shots,
+            undefended_twin=lambda: self.undefended_twin(data),
         )
+
+    def undefended_twin(self, data: DataSplit) -> torch.nn.Module:
+        """The board's undefended model for this seed: same data, architecture, seed and standard training.
+
+        It is the ``none`` defense's own training (same key, same seed streams, so the same weights bit for
+        bit): loaded from the artifact folder when that training is stored, otherwise trained here and saved
+        under its key, so whichever cell or training gets there first, there is one twin.
+        """
+        twin_plan = dataclasses.replace(self.plan, defense=Undefended())
+        key = config_hash(twin_plan.training_spec(self.seed))
+        path = self.workspace.artifacts / f"{key}.safetensors"
+
+        def build() -> torch.nn.Module:
+            twin = TrainTask(twin_plan, self.seed, self.workspace, self.threads, data, self.reporter, key=key)
+            model = twin.fresh_model(data)
+            if path.exists():
+                load_model(model, str(path))
+            else:
+                ctx = twin.context(derive_seed(self.seed, "fit"), data)
+                with isolated_rng(ctx.seed):
+                    model = Undefended().fit(model, data, twin_plan.schedule, ctx)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                save_model(model, str(tmp))
+                tmp.replace(path)
+            return model.eval()
+
+        return copy.deepcopy(_TWINS.get_or(key, build))
 
     def fresh_model(self, data: DataSplit) -> torch.nn.Module:
         """The model as built and prepared for this seed, before training."""

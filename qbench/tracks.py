@@ -43,6 +43,9 @@ QNN_SUITE = (
     ("nes", {}),
     ("transfer-fnn", {}),
     ("transfer-cnn", {}),
+    # transfer from the undefended twin: needs nothing from the defense, so gradient masking cannot hide
+    ("twin-pgd", {}),
+    ("twin-apgd-ce", {}),
 )
 
 # Mapped-DNN track: QNAD's threat model (FGSM and PGD crafted on the noiseless DNN, evaluated on the noisy
@@ -55,6 +58,8 @@ MAPPED_DNN_SUITE = (
     ("apgd-ce", {}),
     ("apgd-dlr", {}),
     ("square", {}),
+    ("twin-pgd", {}),
+    ("twin-apgd-ce", {}),
 )
 
 DEFAULTS = {
