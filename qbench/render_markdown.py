@@ -113,6 +113,9 @@ def board_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     for position, e in enumerate(ranked(entries), start=1):
         paper = e.get("paper_protocol")
         flags = "unreliable: " + "; ".join(e["flags"]["reasons"]) if e["flags"]["unreliable"] else ""
+        exposed = exposing_attack(e)
+        if flags and exposed:
+            flags += f" (worst case set mostly by {exposed})"
         cost = e["training"]["relative_cost"]
         rows.append([
             rank_label(e, position),
@@ -129,6 +132,13 @@ def board_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     headers = ["#", "defense", "clean %", "clean, strict %", "robust % (worst case, ranks)", "worst case, strict %",
                "paper protocol %", "vs undefended", "training cost", "flags"]
     return headers, rows
+
+
+def exposing_attack(entry: dict[str, Any]) -> str | None:
+    """The attack whose points the worst case selected most often at the ranking epsilon (v2 entries)."""
+    row = next((w for w in entry["worst_case"] if w["epsilon"] == entry["epsilon"]), None)
+    selected = {k: v for k, v in (row or {}).get("selected", {}).items() if k != "clean"}
+    return max(sorted(selected), key=lambda k: selected[k]) if selected else None
 
 
 def board_table(entries: list[dict[str, Any]]) -> str:

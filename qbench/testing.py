@@ -131,3 +131,40 @@ def check_attack(cls: type[Attack], data: DataSplit | None = None, model: torch.
     if data.domain.kind != "sphere":
         assert float((adv - x).abs().max()) <= epsilon + 1e-5, "x_adv leaves the epsilon ball"
     return adv
+
+
+#: fraction of examples with a zero or non-finite input gradient above which :func:`check_gradients` fails
+MASKED_FRACTION = 0.5
+
+
+def check_gradients(
+    cls: type[Defense], data: DataSplit | None = None, model: torch.nn.Module | None = None, n: int = 32,
+) -> float:
+    """Fails when the deployed defense's input gradient is zero or non-finite on most examples.
+
+    Run it in your defense's tests before submitting: qbench's sanity checks flag such an entry
+    ``unreliable`` and rank it by the attacks that need no gradient from it (transfer from the undefended
+    twin, gradient-free search). If your forward has a non-differentiable part on purpose, declare its
+    differentiable approximation (BPDA) by setting ``bpda`` on the deployed module; white-box attacks then
+    use it, and this check passes. Returns the fraction of examples with a usable gradient.
+    """
+    from qbench.art_bridge import art_classifier, to_numpy_inputs
+
+    check_component(cls)
+    data = data or tiny_split()
+    ctx = context(data)
+    defense = cls.from_options({})
+    model = defense.prepare(model or TinyLinear(data.x_train.shape[1]), ctx)
+    model = defense.fit(model, data, TrainingSchedule(epochs=2, lr=0.05, batch_size=16), ctx)
+    model = defense.deploy(model, data, ctx)
+    x, y = data.x_test[:n], data.y_test[:n]
+    x_np, y_np = to_numpy_inputs(x, y, data.n_classes)
+    grads = art_classifier(model, ctx).loss_gradient(x_np, y_np).reshape(len(x), -1)
+    usable = (torch.from_numpy(grads).abs().sum(dim=1) > 0) & torch.isfinite(torch.from_numpy(grads)).all(dim=1)
+    fraction = float(usable.float().mean())
+    assert fraction >= 1 - MASKED_FRACTION, (
+        f"{cls.name}: the input gradient is zero or non-finite on {1 - fraction:.0%} of examples: attacks cannot use "
+        "it (gradient masking). Declare the differentiable approximation of the non-differentiable part by setting "
+        "`bpda` on the deployed module (docs/plugins.md), or the entry will be flagged unreliable"
+    )
+    return fraction

@@ -77,3 +77,16 @@ def test_masking_defenses_on_lenet_are_exposed_flagged_and_ranked_last(tmp_path)
     summaries, epsilon = run_board(tmp_path, board, [0], data_dir=SHARED_DATA,
                                    attacks=("fgsm", "pgd", "twin-pgd", "twin-apgd-ce"))
     check_board(summaries, epsilon, 100)
+
+
+def test_plugin_authors_guard_catches_masking_before_submission():
+    from qbench.testing import check_gradients, tiny_split
+
+    data = tiny_split(n_features=4)
+    for masked in (masking_plugins.RoundInput, masking_plugins.DetachedStage):
+        with pytest.raises(AssertionError, match="gradient masking"):
+            check_gradients(masked, data)
+    assert check_gradients(masking_plugins.RoundInputBPDA, data) == 1.0
+    from qbench_plugins.defenses.none import NoDefense
+
+    assert check_gradients(NoDefense, data) == 1.0
