@@ -183,10 +183,8 @@ class _Task:
 
         def build() -> torch.nn.Module:
             twin = TrainTask(twin_plan, self.seed, self.workspace, self.threads, data, self.reporter, key=key)
-            model = twin.fresh_model(data)
-            if path.exists():
-                load_model(model, str(path))
-            else:
+            if not path.exists():
+                model = twin.fresh_model(data)
                 ctx = twin.context(derive_seed(self.seed, "fit"), data)
                 with isolated_rng(ctx.seed):
                     model = Undefended().fit(model, data, twin_plan.schedule, ctx)
@@ -194,6 +192,9 @@ class _Task:
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
                 save_model(model, str(tmp))
                 tmp.replace(path)
+            # always a freshly built module with the saved weights, exactly as a stored training is loaded
+            model = twin.fresh_model(data)
+            load_model(model, str(path))
             return model.eval()
 
         return copy.deepcopy(_TWINS.get_or(key, build))

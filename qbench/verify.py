@@ -157,11 +157,10 @@ def differences(committed: Any, rebuilt: Any, path: str = "") -> list[str]:
     return []
 
 
-def recompute(
-    registry: Registry, entry: dict[str, Any], entry_path: Path, published: Path, data_dir: Path | None,
-    workdir: Path | None = None,
-) -> list[str]:
-    """Rebuild the entry's board from the published store and list the fields that differ from ``entry``."""
+def recompute_board(
+    registry: Registry, board_dir: Path, published: Path, data_dir: Path | None, workdir: Path | None = None,
+) -> dict[str, list[str]]:
+    """Rebuild every entry in ``board_dir`` from the published store: per defense, the fields that differ."""
     from qbench import leaderboard
     from qbench.entry import load
     from qbench.published_store import import_store
@@ -169,25 +168,39 @@ def recompute(
 
     if not Path(published).is_dir():
         raise UsageError(f"no published store at {published} (the cells behind the entry are needed to recompute it)")
-    board_dir = Path(entry_path).parent
-    defenses = sorted(load(p)["defense"]["name"] for p in board_dir.glob("*.json"))
+    committed = {e["defense"]["name"]: e for e in (load(p) for p in sorted(Path(board_dir).glob("*.json")))}
+    if not committed:
+        raise UsageError(f"no entries in {board_dir}")
+    entry = next(iter(committed.values()))
     protocol = entry["protocol"]
     options = leaderboard.GridOptions(
-        boards=[entry["board"]], defenses=defenses, seeds=list(entry["seeds"]), n_eot=protocol["n_eot"],
+        boards=[entry["board"]], defenses=sorted(committed), seeds=list(entry["seeds"]), n_eot=protocol["n_eot"],
         n_repeat=protocol["n_repeat"], shots=protocol.get("shots") or EXACT, epochs=protocol["schedule"]["epochs"],
         n_test=protocol["n_test"],
         sweep=len(entry["worst_case"]) > 1,  # the curve attacks' sweep adds worst cases at other epsilons
     )
+    out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "recompute.sqlite") as store:
         import_store(published, store)
         runner = Runner(store, data_dir=data_dir, compute=False)
         report = leaderboard.build(registry, runner, Path(tmp) / "out", entry["track"], options)
-        rebuilt_path = Path(tmp) / "out" / entry["track"] / entry["board"] / f"{entry['defense']['name']}.json"
-        if not rebuilt_path.exists():
-            why = "; ".join(report.skipped) or "its cells are not in the published store"
-            return [f"(whole entry): cannot be rebuilt from {published}: {why}"]
-        rebuilt = json.loads(rebuilt_path.read_text())
-    return differences(entry, rebuilt)
+        for defense, mine in committed.items():
+            rebuilt_path = Path(tmp) / "out" / entry["track"] / entry["board"] / f"{defense}.json"
+            if not rebuilt_path.exists():
+                why = "; ".join(r for r in report.skipped if f"/{defense}:" in r) or "its cells are not published"
+                out[defense] = [f"(whole entry): cannot be rebuilt from {published}: {why}"]
+            else:
+                out[defense] = differences(mine, json.loads(rebuilt_path.read_text()))
+    return out
+
+
+def recompute(
+    registry: Registry, entry: dict[str, Any], entry_path: Path, published: Path, data_dir: Path | None,
+    workdir: Path | None = None,
+) -> list[str]:
+    """Rebuild the entry's board from the published store and list the fields that differ from ``entry``."""
+    results = recompute_board(registry, Path(entry_path).parent, published, data_dir, workdir)
+    return results.get(entry["defense"]["name"], ["(whole entry): not among the board's entries"])
 
 
 def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Plan:

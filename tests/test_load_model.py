@@ -55,3 +55,16 @@ def test_the_cli_loads_checks_and_saves_a_published_model(tmp_path, cli):
     assert target.stat().st_size > 0
     bad = cli("load-model", "moons-qnn-angle", "nonesuch")
     assert bad.returncode == 2 and "no published entry" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_every_committed_v2_entry_recomputes_exactly_from_the_committed_store():
+    from qbench.registry import load_registry
+    from qbench.verify import recompute_board
+
+    registry = load_registry()
+    boards = sorted({p.parent for p in ENTRIES.glob("*/*/*.json")
+                     if json.loads(p.read_text()).get("schema_version") == 2})
+    assert boards, "no scoring-v2 entries are committed"
+    for board in boards:
+        for defense, mismatches in recompute_board(registry, board, PUBLISHED, None).items():
+            assert mismatches == [], f"{board.name}/{defense}: {mismatches[:3]}"
