@@ -2,8 +2,8 @@
 
 Attack plugins call :func:`art_classifier` and hand the result to ART's attack classes. For a stochastic
 model the classifier's loss, loss gradient and class gradients are means over ``n_eot`` forward samples
-(expectation over transformation, Athalye et al. 2018): the batch is tiled ``n_eot`` times and run in one
-forward, since every forward draws fresh noise per example.
+(expectation over transformation, Athalye et al. 2018): ``n_eot`` separate forwards, each drawing fresh
+noise (per example and per weight read-back alike).
 """
 
 from __future__ import annotations
@@ -38,29 +38,29 @@ if TYPE_CHECKING:
 
 
 class EOTPyTorchClassifier(PyTorchClassifier):
-    """ART's PyTorchClassifier whose loss and class gradients average ``n_eot`` stochastic forwards."""
+    """ART's PyTorchClassifier whose loss, loss gradient and class gradients average ``n_eot`` forwards.
+
+    The samples are ``n_eot`` separate forwards of the batch, not one forward of the batch tiled ``n_eot``
+    times: a model that draws noise per forward rather than per example (the mapped-DNN track's weight
+    read-back noise) would otherwise share one draw across all copies, and the "expectation" would be one
+    sample. Separate forwards also keep each batch the size the model was written for.
+    """
 
     def __init__(self, *args, n_eot: int = 1, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.n_eot = n_eot
 
-    def _tiled(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([x] * self.n_eot, axis=0)
-
-    def _mean(self, grads: np.ndarray, n: int) -> np.ndarray:
-        return grads.reshape(self.n_eot, n, *grads.shape[1:]).mean(axis=0)
+    def _average(self, compute):
+        total = compute()
+        for _ in range(self.n_eot - 1):
+            total = total + compute()
+        return total / self.n_eot
 
     def loss_gradient(self, x, y, training_mode: bool = False, **kwargs):
         if self.n_eot <= 1:
             return super().loss_gradient(x, y, training_mode=training_mode, **kwargs)
-        n = x.shape[0]
-        is_tensor = isinstance(x, torch.Tensor)
-        xt = torch.cat([x] * self.n_eot) if is_tensor else self._tiled(x)
-        yt = torch.cat([y] * self.n_eot) if isinstance(y, torch.Tensor) else np.concatenate([y] * self.n_eot)
-        grads = super().loss_gradient(xt, yt, training_mode=training_mode, **kwargs)
-        if is_tensor:
-            return grads.reshape(self.n_eot, n, *grads.shape[1:]).mean(dim=0)
-        return self._mean(grads, n)
+        return self._average(lambda: super(EOTPyTorchClassifier, self).loss_gradient(
+            x, y, training_mode=training_mode, **kwargs))
 
     def compute_loss(self, x, y, reduction: str = "none", **kwargs):
         """The loss per example averaged over ``n_eot`` forward samples, then reduced by ``reduction``.
@@ -72,12 +72,8 @@ class EOTPyTorchClassifier(PyTorchClassifier):
             return super().compute_loss(x, y, reduction=reduction, **kwargs)
         if reduction not in ("none", "mean", "sum"):
             raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-        n = x.shape[0]
-        is_tensor = isinstance(x, torch.Tensor)
-        xt = torch.cat([x] * self.n_eot) if is_tensor else self._tiled(x)
-        yt = torch.cat([y] * self.n_eot) if isinstance(y, torch.Tensor) else self._tiled(np.asarray(y))
-        losses = super().compute_loss(xt, yt, reduction="none", **kwargs)
-        per_example = losses.reshape(self.n_eot, n, *losses.shape[1:]).mean(0)
+        per_example = self._average(lambda: super(EOTPyTorchClassifier, self).compute_loss(
+            x, y, reduction="none", **kwargs))
         if reduction == "mean":
             return per_example.mean()
         if reduction == "sum":
@@ -87,11 +83,8 @@ class EOTPyTorchClassifier(PyTorchClassifier):
     def class_gradient(self, x, label=None, training_mode: bool = False, **kwargs):
         if self.n_eot <= 1:
             return super().class_gradient(x, label=label, training_mode=training_mode, **kwargs)
-        n = x.shape[0]
-        if label is not None and not isinstance(label, (int, np.integer)):
-            label = np.concatenate([np.asarray(label)] * self.n_eot)
-        grads = super().class_gradient(self._tiled(x), label=label, training_mode=training_mode, **kwargs)
-        return self._mean(grads, n)
+        return self._average(lambda: super(EOTPyTorchClassifier, self).class_gradient(
+            x, label=label, training_mode=training_mode, **kwargs))
 
 
 class BPDA(torch.nn.Module):

@@ -339,6 +339,9 @@ class CellTask(_Task):
                     info["defense"] = _jsonable(plan.defense.describe(model))
                 points = x
             else:
+                # attacks need input gradients only: weight gradients would be computed and thrown away
+                for parameter in model.parameters():
+                    parameter.requires_grad_(False)
                 try:
                     points = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
                 except AttackSkipped as exc:

@@ -53,7 +53,7 @@ class NoisyMLP(torch.nn.Module):
 
 
 class NoisyLogits(torch.nn.Module):
-    """A linear model plus Gaussian logit noise; keeps the last noise it drew."""
+    """A linear model plus Gaussian logit noise; keeps every noise it drew (``noises``)."""
 
     stochastic = True
 
@@ -65,10 +65,12 @@ class NoisyLogits(torch.nn.Module):
             self.linear.weight.copy_(torch.randn(n_classes, n_features, generator=g))
             self.linear.bias.zero_()
         self.last_noise = None
+        self.noises = []
 
     def forward(self, x):
         z = self.linear(x)
         self.last_noise = torch.randn_like(z)
+        self.noises.append(self.last_noise)
         return z + self.last_noise
 
 
@@ -196,8 +198,9 @@ def test_eot_compute_loss_is_the_mean_of_the_per_sample_losses():
                                         loss_type="cross_entropy", verbose=False)
     for estimator in (classifier, eot_estimator_like(apgd.estimator, 5)):
         torch.manual_seed(0)
+        model.noises.clear()
         losses = estimator.compute_loss(x_np, y_np, reduction="none")
-        noise = model.last_noise.reshape(5, 10, 3)  # one forward of the batch tiled 5 times
+        noise = torch.stack(model.noises[-5:])  # five separate forwards of the batch, fresh noise each
         with torch.no_grad():
             clean = model.linear(x)
             per_sample = torch.stack(
