@@ -41,6 +41,9 @@ QNN_SUITE = (
     ("apgd-dlr", {}),
     ("square", {}),
     ("nes", {}),
+    # exhaustive search of the epsilon-ball on inputs of 2-4 dimensions (skipped above), AutoAttack's APGD-T
+    ("grid-search", {}),
+    ("apgd-t", {}),
     ("transfer-fnn", {}),
     ("transfer-cnn", {}),
     # transfer from the undefended twin: needs nothing from the defense, so gradient masking cannot hide
@@ -57,6 +60,7 @@ MAPPED_DNN_SUITE = (
     ("pgd", {}),
     ("apgd-ce", {}),
     ("apgd-dlr", {}),
+    ("apgd-t", {}),
     ("square", {}),
     ("twin-pgd", {}),
     ("twin-apgd-ce", {}),

@@ -1,4 +1,4 @@
-"""``apgd-ce`` and ``apgd-dlr``: auto-PGD (Croce & Hein 2020) through ART's AutoProjectedGradientDescent.
+"""``apgd-ce``, ``apgd-dlr`` and ``apgd-t``: auto-PGD (Croce & Hein 2020) through ART's AutoProjectedGradientDescent.
 
 ART builds its own classifier around the model to swap in the loss; qbench puts the EOT gradient back on
 that classifier for stochastic models. APGD clips to box bounds itself but has no per-iteration hook for
@@ -14,6 +14,16 @@ forward. Version 1 was 8.7-20 points weaker than 40-step PGD there for those rea
 example and substitutes nothing), and each example's output is ART's best iterate under the EOT loss
 (``x_max`` / ``f_max``); restarts run as separate ART generates, one random start each, and the
 restart with the highest EOT loss wins per example. ART's own loop is used as it is.
+
+``apgd-t`` is AutoAttack's targeted component: for each of the ``n_targets`` (AutoAttack: 9) classes
+other than the true one with the highest clean logits (EOT mean on a stochastic model), ART's targeted
+APGD (``targeted=True``, ``loss_type="difference_logits_ratio"``) towards that class, then per example
+the candidate with the lowest margin ``z_y - max_{j != y} z_j`` over the targets (EOT mean). ART's
+targeted DLR is its DLR loss ``-(z_t - max_{j != t} z_j) / (z_1 - z_3)`` taken at the target label and
+minimised (it pushes the target above every other class, the true one included), not AutoAttack's
+``-(z_y - z_t) / (z_1 - (z_3 + z_4) / 2)``, whose denominator needs 4 classes; both reward the same
+misclassification. On a stochastic model the version 2 path above runs per target (labels pinned to the
+true ones, so every example is attacked; the best iterate is the lowest targeted EOT loss).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from art.attacks.evasion import AutoProjectedGradientDescent
 import qbench
 from qbench import Attack, AttackSkipped, is_stochastic
 from qbench.art_bridge import EOTOption, EOTPyTorchClassifier, art_classifier, eot_estimator_like, to_numpy_inputs
+from qbench_plugins.attacks.square import margins, rows_per_call
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,39 @@ class _PinnedPredictions(EOTPyTorchClassifier):
         return self.pinned.copy()
 
 
+class _DLRLoss(torch.nn.modules.loss._Loss):
+    """ART's PyTorch DLR loss, ``-(z_y - max_{j != y} z_j) / (z_1 - z_3)`` at the (one-hot) labels ``y``,
+    computed with a gather instead of ART's per-example loop and ``(N, N)`` diagonals.
+
+    ART's version costs O(N^2) memory in the rows of a call; under EOT tiling (N = examples x n_eot) that
+    is gigabytes on a 1000-image cell. The values are ART's (``max_{j != y} z_j`` is its ``z_i``: the top
+    logit when it is not the label's, else the second); ``reduction`` is set by ART's ``compute_loss``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reduction = "mean"
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's names)
+        z = torch.as_tensor(input)
+        labels = torch.as_tensor(target).float().argmax(dim=1, keepdim=True)
+        z_y = z.gather(1, labels).squeeze(1)
+        z_i = z.scatter(1, labels, float("-inf")).amax(dim=1)
+        top = z.topk(3, dim=1).values
+        dlr = (-(z_y - z_i) / (top[:, 0] - top[:, 2])).float()
+        if self.reduction == "mean":
+            return dlr.mean()
+        if self.reduction == "sum":
+            return dlr.sum()
+        if self.reduction == "none":
+            return dlr
+        raise NotImplementedError(self.reduction)
+
+
 class _APGD(Attack):
     loss_type = "cross_entropy"
+    #: replace ART's DLR loss by :class:`_DLRLoss` (same values, linear cost); apgd-dlr keeps ART's own
+    vector_dlr = False
     Config = APGDConfig
     version = "2"
     tracks = ("qnn", "mapped-dnn")
@@ -82,23 +124,30 @@ class _APGD(Attack):
             adv_np = attack.generate(x_np, y=y_np)
         return ctx.data.domain.project(torch.from_numpy(adv_np).to(x.dtype))
 
-    def _art_attack(self, classifier, epsilon, batch_size, restarts) -> AutoProjectedGradientDescent:
-        return AutoProjectedGradientDescent(
+    def _art_attack(self, classifier, epsilon, batch_size, restarts, targeted=False) -> AutoProjectedGradientDescent:
+        attack = AutoProjectedGradientDescent(
             classifier, norm=np.inf, eps=epsilon, eps_step=2 * epsilon, max_iter=self.config.steps,
-            targeted=False, nb_random_init=restarts, batch_size=batch_size, loss_type=self.loss_type,
+            targeted=targeted, nb_random_init=restarts, batch_size=batch_size, loss_type=self.loss_type,
             verbose=False,
         )
+        if self.vector_dlr and self.loss_type == "difference_logits_ratio":
+            attack.estimator._loss = _DLRLoss()
+        return attack
 
-    def _generate_stochastic(self, classifier, x_np: np.ndarray, y_np: np.ndarray, epsilon: float) -> np.ndarray:
+    def _generate_stochastic(
+        self, classifier, x_np: np.ndarray, y_np: np.ndarray, epsilon: float, pinned: np.ndarray | None = None,
+        targeted: bool = False,
+    ) -> np.ndarray:
         """Per example, the best iterate under the EOT loss over ``restarts`` ART runs of one start each.
 
         With one batch (``batch_size=len(x)``) and every example "robust", ART's ``x_robust`` is the whole
         input in order, so ``x_max`` / ``f_max`` (the batch's best iterate and its EOT loss, which ART
-        keeps inside the epsilon ball and the clip bounds) line up with ``x``.
+        keeps inside the epsilon ball and the clip bounds) line up with ``x``. Targeted (``y_np`` the
+        targets, ``pinned`` the true labels, never equal to them): ART's best iterate is its lowest loss.
         """
-        attack = self._art_attack(classifier, epsilon, len(x_np), 1)
+        attack = self._art_attack(classifier, epsilon, len(x_np), 1, targeted=targeted)
         estimator = eot_estimator_like(attack.estimator, classifier.n_eot, cls=_PinnedPredictions)
-        estimator.pinned = y_np.astype(np.float32)
+        estimator.pinned = (y_np if pinned is None else pinned).astype(np.float32)
         attack._estimator = estimator
         best_x, best_f = None, None
         for _ in range(self.config.restarts):
@@ -109,7 +158,7 @@ class _APGD(Attack):
             if best_x is None:
                 best_x, best_f = x_max.copy(), f_max.copy()
             else:
-                better = f_max > best_f
+                better = f_max < best_f if targeted else f_max > best_f
                 best_x[better], best_f[better] = x_max[better], f_max[better]
         return best_x
 
@@ -134,7 +183,73 @@ class APGDDLR(_APGD):
         return super().generate(model, x, y, epsilon, ctx)
 
 
+@dataclass(frozen=True)
+class APGDTConfig(APGDConfig):
+    """AutoAttack's APGD-T: 100 iterations and one restart per target, the top 9 other classes."""
+
+    n_targets: int = 9
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_targets < 1:
+            raise ValueError("n_targets must be >= 1")
+
+
+class APGDT(_APGD):
+    """Targeted auto-PGD on ART's DLR loss towards each of the top other classes; per example the worst."""
+
+    name = "apgd-t"
+    description = "targeted auto-PGD (AutoAttack's APGD-T): DLR towards each of the top-9 other classes, 100 iterations each"
+    loss_type = "difference_logits_ratio"
+    vector_dlr = True
+    Config = APGDTConfig
+    version = "1"
+
+    def generate(self, model, x, y, epsilon, ctx):
+        n_classes = ctx.data.n_classes
+        if n_classes < 3:
+            raise AttackSkipped(f"apgd-t needs at least 3 classes; this task has {n_classes}")
+        if epsilon == 0:
+            return x.clone()
+        c = self.config
+        classifier = art_classifier(model, ctx, n_eot=c.n_eot)
+        n_eot = classifier.n_eot
+        stochastic = is_stochastic(model)
+        x_np, y_np = to_numpy_inputs(x, y, n_classes)
+        targets = self._targets(model, x, y, n_eot, min(c.n_targets, n_classes - 1))
+        best, best_m = None, None
+        for t in targets.T:
+            t_np = np.eye(n_classes, dtype=np.float32)[t.numpy()]
+            if stochastic:
+                adv_np = self._generate_stochastic(classifier, x_np, t_np, epsilon, pinned=y_np, targeted=True)
+            else:
+                attack = self._art_attack(classifier, epsilon, len(x), c.restarts, targeted=True)
+                if n_eot > 1:
+                    attack._estimator = eot_estimator_like(attack.estimator, n_eot)
+                adv_np = attack.generate(x_np, y=t_np)
+            adv = ctx.data.domain.project(torch.from_numpy(adv_np).to(x.dtype))
+            m = margins(model, adv, y, n_eot)
+            if best is None:
+                best, best_m = adv, m
+            else:
+                better = m < best_m
+                best[better], best_m[better] = adv[better], m[better]
+        return best
+
+    @staticmethod
+    def _targets(model, x, y, n_eot: int, k: int) -> torch.Tensor:
+        """(N, k): per example, the k classes other than ``y`` with the highest clean (EOT-mean) logits."""
+        with torch.no_grad():  # n_eot separate forwards, as the EOT classifier takes them
+            per_call = rows_per_call(tuple(x.shape[1:]))
+            z = torch.cat([
+                sum(model(x[s:s + per_call]) for _ in range(n_eot)) / n_eot for s in range(0, len(x), per_call)
+            ])
+        z.scatter_(1, y.view(-1, 1), float("-inf"))
+        return z.argsort(dim=1, descending=True)[:, :k]
+
+
 @qbench.hookimpl
 def register_attacks(register) -> None:
     register(APGDCE)
     register(APGDDLR)
+    register(APGDT)

@@ -104,7 +104,7 @@ def test_transfer_surrogate_is_cached_and_seeded_by_the_run(tmp_path):
     assert torch.equal(a, b)
 
 
-def test_square_runs_on_images_and_skips_small_inputs():
+def test_square_runs_on_images_and_on_small_inputs():
     g = torch.Generator().manual_seed(0)
     data = tiny_split(n_features=64)
     data.x_test = torch.rand(20, 8, 8, generator=g)
@@ -120,9 +120,9 @@ def test_square_runs_on_images_and_skips_small_inputs():
 
     adv = make("square", max_iter=30).generate(Flat(), data.x_test.clone(), data.y_test.clone(), 0.1, context(data))
     assert adv.shape == (20, 8, 8) and float((adv - data.x_test).abs().max()) <= 0.1 + 1e-6
-    small = tiny_split(n_features=4)
-    with pytest.raises(AttackSkipped, match="at least 4x4|first"):
-        make("square").generate(TinyLinear(4), small.x_test, small.y_test, 0.1, context(small))
+    small = tiny_split(n_features=4)  # too small for ART's windows: the vector random search (square v2)
+    adv = make("square", max_iter=30).generate(TinyLinear(4), small.x_test.clone(), small.y_test.clone(), 0.1, context(small))
+    assert adv.shape == small.x_test.shape and float((adv - small.x_test).abs().max()) <= 0.1 + 1e-6
 
 
 def test_nes_estimate_points_along_the_true_gradient():
