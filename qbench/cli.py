@@ -2,28 +2,41 @@
 
 Exit codes: 0 success, 1 a run failed, 2 bad usage (unknown name, bad value, missing data, broken
 plugin, unusable store). Errors are one line on stderr; ``--debug`` adds the traceback.
+
+Every input (names, options, the PennyLane device, data files, the store, a remote scheduler) is checked
+before the store is opened, so a bad one leaves it untouched. Before computing, ``evaluate``, ``sweep``,
+``leaderboard run`` and ``reproduce`` say on stderr how the track was chosen when it was not given, which
+plugins changed without a new version, and what they will compute at what estimated cost
+(:mod:`qbench.preflight`); ``--dry-run`` stops there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
 import os
+import re
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 import qbench
 from qbench.config import parse_assignments
-from qbench.errors import ConfigError, QBenchError, UsageError
+from qbench.dataset import DataSplit
+from qbench.errors import ConfigError, QBenchError, StoreError, UsageError
 from qbench.executor import KINDS, ExecutorSpec, executor_spec
 from qbench.grid import add_probe
 from qbench.planning import make_plan
+from qbench.preflight import check_plugin_sources, describe, estimate, missing_work, plan_components
 from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
 from qbench.render_markdown import pct
@@ -32,10 +45,27 @@ from qbench.store import Store, default_store_path
 from qbench.hashing import config_hash
 from qbench.readout import EXACT, readout_shots
 from qbench.summary import add_paper_protocol, compare, summarize
-from qbench.tracks import DEFAULTS, TRACKS
+from qbench.tracks import DEFAULTS, QNN, TRACKS
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default: ``(default: X)``, unless the text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text or not action.option_strings or action.nargs == 0
+            or action.default in (None, argparse.SUPPRESS)
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line and exit 2, instead of argparse's usage block
         raise UsageError(message)
 
@@ -76,6 +106,17 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _commit(text: str) -> str:
+    if not COMMIT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected a git commit (7 to 40 hex digits, optionally +dirty), got {text!r}")
+    return text
+
+
+COMMIT = re.compile(r"[0-9a-f]{7,40}(\+dirty)?")
+DRY_RUN_HELP = "only say what would be computed and its estimated cost; compute and store nothing"
+PUBLISHED = Path("leaderboards/store")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     common = _Parser(add_help=False)
@@ -84,34 +125,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qbench", description="Benchmark adversarial defenses of quantum ML models.", parents=[common])
     parser.add_argument("--version", action="version", version=f"qbench {qbench.__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    store_help = "result store (default: $QBENCH_STORE, else results.sqlite in the user cache)"
+    data_help = "folder with data files (default: $QBENCH_DATA)"
 
     protocol = _Parser(add_help=False)
     protocol.add_argument("--defense", required=True, help="defense name (qbench plugins lists them)")
-    protocol.add_argument("--track", choices=TRACKS, default=None, help="leaderboard track (default: qnn)")
-    protocol.add_argument("--dataset", help="dataset name (default: the track's)")
-    protocol.add_argument("--model", help="model name (default: the track's)")
-    protocol.add_argument("--attack", action="append", dest="attacks", metavar="NAME", help="attack (repeatable)")
-    protocol.add_argument("--epsilon", action="append", dest="epsilons", type=_epsilon, metavar="E", help="repeatable")
-    protocol.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (0..N-1; default 3)")
-    protocol.add_argument("--epochs", type=_positive_int, help="override the dataset's training epochs")
-    protocol.add_argument("--n-test", type=_positive_int, help="evaluate on the first N test examples only")
+    protocol.add_argument("--track", choices=TRACKS, default=None,
+                          help="leaderboard track (default: the one track the dataset, model or defense supports, "
+                               "else qnn)")
+    protocol.add_argument("--dataset", help="dataset name (default: the track's: moons, or mnist on mapped-dnn)")
+    protocol.add_argument("--model", help="model name (default: the track's: qnn, or lenet on mapped-dnn)")
+    protocol.add_argument("--attack", action="append", dest="attacks", metavar="NAME",
+                          help="attack, repeatable (default: the track's whole suite)")
+    protocol.add_argument("--epsilon", action="append", dest="epsilons", type=_epsilon, metavar="E",
+                          help="repeatable (default: the dataset's, else the track's: 0.15 on qnn, 0.1 on mapped-dnn)")
+    protocol.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds 0..N-1")
+    protocol.add_argument("--epochs", type=_positive_int, help="override the training epochs (default: the dataset's)")
+    protocol.add_argument("--n-test", type=_positive_int,
+                          help="evaluate on the first N test examples only (default: the track's: all on qnn, "
+                               "1000 on mapped-dnn)")
     protocol.add_argument("--n-eot", type=_positive_int, default=20, help="EOT samples per gradient (stochastic models)")
     protocol.add_argument("--n-repeat", type=_positive_int, default=10,
-                          help="evaluation draws per set of a stochastic prediction (scoring v2; default: %(default)s)")
+                          help="evaluation draws per set of a stochastic prediction (scoring v2)")
     protocol.add_argument("--shots", type=_shots, default=None,
                           help="readout of a quantum classifier: single shots per prediction, or 'exact' "
                                "(default: the track's; 50 on the qnn track)")
-    protocol.add_argument("--device", dest="quantum_device", help="PennyLane device to run circuits on instead of the engine")
-    protocol.add_argument("--data-dir", type=Path, default=None, help="folder with data files (default $QBENCH_DATA)")
-    protocol.add_argument("--store", type=Path, default=None, help="result store (default $QBENCH_STORE or user cache)")
+    protocol.add_argument("--device", dest="quantum_device", metavar="NAME",
+                          help="PennyLane device to run circuits on, e.g. default.qubit (default: qbench's engine)")
+    protocol.add_argument("--data-dir", type=Path, default=None, help=data_help)
+    protocol.add_argument("--store", type=Path, default=None, help=store_help)
     for kind in ("dataset", "model", "defense"):
-        protocol.add_argument(f"--{kind}-option", action="append", metavar="KEY=VALUE", help=f"{kind} config option")
-    protocol.add_argument("--attack-option", action="append", metavar="ATTACK.KEY=VALUE", help="attack config option")
+        protocol.add_argument(f"--{kind}-option", action="append", metavar="KEY=VALUE",
+                              help=f"{kind} config option, repeatable (default: the {kind}'s config; qbench plugins --json)")
+    protocol.add_argument("--attack-option", action="append", metavar="ATTACK.KEY=VALUE",
+                          help="attack config option, repeatable (default: the attack's config)")
+    protocol.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
 
     executors = _Parser(add_help=False)
-    executors.add_argument("--executor", choices=KINDS, help="where cells run: inprocess, pool (local processes) or dask")
-    executors.add_argument("--workers", type=_positive_int, help="worker processes of the pool or local Dask cluster")
-    executors.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://HOST:PORT)")
+    executors.add_argument("--executor", choices=KINDS,
+                           help="where cells run: inprocess, pool (local processes) or dask (default: inprocess for "
+                                "evaluate and sweep, pool for leaderboard run)")
+    executors.add_argument("--workers", type=_positive_int,
+                           help="worker processes of the pool or local Dask cluster (default: one per core)")
+    executors.add_argument("--scheduler", metavar="ADDRESS",
+                           help="a running Dask scheduler, tcp://HOST:PORT (default: none; a local cluster)")
     executors.add_argument("--retries", type=_non_negative_int, default=2, help="reruns of a cell whose worker died")
 
     ev = sub.add_parser("evaluate", parents=[common, protocol, executors], help="train and attack one defense, next to the undefended model")
@@ -125,52 +182,60 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--values", required=True, help="comma-separated values")
 
     pl = sub.add_parser("plugins", parents=[common], help="list every registered dataset, model, defense, attack")
-    pl.add_argument("--kind", choices=("dataset", "model", "defense", "attack"))
+    pl.add_argument("--kind", choices=("dataset", "model", "defense", "attack"), help="only this kind (default: all)")
+    pl.add_argument("--wide", action="store_true", help="one table with every column, as wide as it needs")
 
     rs = sub.add_parser("results", parents=[common], help="what the result store holds")
-    rs.add_argument("--store", type=Path, default=None)
+    rs.add_argument("--store", type=Path, default=None, help=store_help)
+    rs.add_argument("--wide", action="store_true", help="every column (key, status, error, version), as wide as needed")
 
     mg = sub.add_parser("merge", parents=[common], help="merge other result stores into this one (cells, weights, caches)")
     mg.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="stores to read (left unchanged)")
-    mg.add_argument("--store", type=Path, default=None, help="the store merged into (created if missing)")
+    mg.add_argument("--store", type=Path, default=None,
+                    help="the store merged into, created if missing (default: $QBENCH_STORE, else the user cache's)")
 
     vf = sub.add_parser("verify", parents=[common],
                         help="recompute an entry from the published store, then re-run a random sample of its cells")
     vf.add_argument("entry", type=Path, help="a leaderboard entry JSON file")
     vf.add_argument("--sample", type=_non_negative_int, default=3,
-                    help="random cells to re-run besides the ranking-epsilon cells of one seed (default 3)")
+                    help="random cells to re-run besides the ranking-epsilon cells of one seed")
     vf.add_argument("--seed", type=_non_negative_int, default=None, help="the sample's seed (default: a fresh one, printed)")
-    vf.add_argument("--published", type=Path, default=Path("leaderboards/store"), metavar="DIR",
-                    help="the published store holding the entry's cells (default: %(default)s)")
+    vf.add_argument("--published", type=Path, default=PUBLISHED, metavar="DIR",
+                    help="the published store holding the entry's cells")
     vf.add_argument("--recompute-only", action="store_true",
                     help="only recompute every number from the published bits (no re-run; seconds)")
-    vf.add_argument("--data-dir", type=Path, default=None)
+    vf.add_argument("--data-dir", type=Path, default=None, help=data_help)
 
     lb = sub.add_parser("leaderboard", parents=[common], help="run the grid, build entries, render pages")
     lb_sub = lb.add_subparsers(dest="action", parser_class=_Parser)
     grid_args = _Parser(add_help=False)
     grid_args.add_argument("--track", choices=TRACKS, action="append", dest="tracks", help="repeatable (default: both)")
-    grid_args.add_argument("--board", action="append", dest="boards", metavar="NAME", help="restrict to boards")
-    grid_args.add_argument("--defense", action="append", dest="defenses", metavar="NAME", help="restrict to defenses")
-    grid_args.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    grid_args.add_argument("--board", action="append", dest="boards", metavar="NAME",
+                           help="restrict to boards, repeatable (default: every board of the tracks)")
+    grid_args.add_argument("--defense", action="append", dest="defenses", metavar="NAME",
+                           help="restrict to defenses, repeatable (default: every defense of the track)")
+    grid_args.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1")
     grid_args.add_argument("--seed", type=_non_negative_int, action="append", dest="seed_list", metavar="S",
-                           help="exactly these seeds instead (repeatable), e.g. a preliminary board of one seed")
+                           help="exactly these seeds instead, repeatable, e.g. a preliminary board of one seed "
+                                "(default: --seeds)")
     grid_args.add_argument("--n-eot", type=_positive_int, help="override every board's EOT samples (default: the board's, else 20)")
     grid_args.add_argument("--n-repeat", type=_positive_int, default=10,
-                           help="evaluation draws per set of a stochastic prediction (default: %(default)s)")
+                           help="evaluation draws per set of a stochastic prediction")
     grid_args.add_argument("--shots", type=_shots, default=None,
                            help="readout of every quantum classifier on the boards: shots, or 'exact' (default: the track's)")
-    grid_args.add_argument("--epochs", type=_positive_int, help="override every board's epochs (smoke runs)")
-    grid_args.add_argument("--n-test", type=_positive_int, help="override every board's test-set size (smoke runs)")
+    grid_args.add_argument("--epochs", type=_positive_int, help="override every board's epochs, for smoke runs (default: the board's)")
+    grid_args.add_argument("--n-test", type=_positive_int,
+                           help="override every board's test-set size, for smoke runs (default: the board's)")
     grid_args.add_argument("--no-sweep", action="store_true", help="skip the epsilon sweep of the curve attacks")
-    grid_args.add_argument("--data-dir", type=Path, default=None)
-    grid_args.add_argument("--store", type=Path, default=None)
+    grid_args.add_argument("--data-dir", type=Path, default=None, help=data_help)
+    grid_args.add_argument("--store", type=Path, default=None, help=store_help)
     grid_args.add_argument("--published", type=Path, default=None, metavar="DIR",
                            help="a published store (e.g. leaderboards/store): read into --store first; `run` adds "
-                                "what it computed back to it, also when interrupted")
-    lb_sub.add_parser("run", parents=[common, grid_args, executors], help="compute every missing cell of the grid")
+                                "what it computed back to it, also when interrupted (default: none)")
+    lb_run = lb_sub.add_parser("run", parents=[common, grid_args, executors], help="compute every missing cell of the grid")
+    lb_run.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     build = lb_sub.add_parser("build", parents=[common, grid_args], help="write entries from the store and render")
-    build.add_argument("--out", type=Path, default=Path("leaderboards"))
+    build.add_argument("--out", type=Path, default=Path("leaderboards"), help="where entries and pages go")
     build.add_argument("--draft", action="store_true",
                        help="build from a tree with uncommitted changes; the entries and pages say 'draft'")
 
@@ -178,38 +243,40 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load a published trained model by name, check its clean cell, optionally save it")
     lm.add_argument("board", help="a board name, e.g. moons-qnn-angle")
     lm.add_argument("defense", help="a defense on that board, e.g. noise_layer")
-    lm.add_argument("--seed", type=_non_negative_int, default=0, help="the run seed (default: %(default)s)")
-    lm.add_argument("--published", type=Path, default=Path("leaderboards/store"), metavar="DIR",
-                    help="the published store (default: %(default)s)")
-    lm.add_argument("--entries", type=Path, default=Path("leaderboards"), metavar="DIR",
-                    help="the published entries (default: %(default)s)")
-    lm.add_argument("--data-dir", type=Path, default=None)
+    lm.add_argument("--seed", type=_non_negative_int, default=0, help="the run seed")
+    lm.add_argument("--published", type=Path, default=PUBLISHED, metavar="DIR", help="the published store")
+    lm.add_argument("--entries", type=Path, default=Path("leaderboards"), metavar="DIR", help="the published entries")
+    lm.add_argument("--data-dir", type=Path, default=None, help=data_help)
     lm.add_argument("--save", type=Path, default=None, metavar="FILE",
-                    help="write the deployed model's state dict here (safetensors)")
+                    help="write the deployed model's state dict here, safetensors (default: not saved)")
 
     st = sub.add_parser("store", parents=[common], help="move results between a store and the published store")
     st_sub = st.add_subparsers(dest="action", parser_class=_Parser)
     for action, text in (("export", "add the store's trainings, weights and cells to the published store"),
                          ("import", "add the published store's records to the store")):
         sp = st_sub.add_parser(action, parents=[common], help=text)
-        sp.add_argument("--store", type=Path, default=None)
-        sp.add_argument("--published", type=Path, default=Path("leaderboards/store"), metavar="DIR",
-                        help="the published store (default: %(default)s)")
+        sp.add_argument("--store", type=Path, default=None, help=store_help)
+        sp.add_argument("--published", type=Path, default=PUBLISHED, metavar="DIR", help="the published store")
         if action == "export":
-            sp.add_argument("--commit", default=None,
-                            help="the commit to record for cells that do not carry the one that computed them")
+            sp.add_argument("--commit", default=None, type=_commit,
+                            help="the commit to record for cells that do not carry the one that computed them "
+                                 "(default: none recorded)")
     render = lb_sub.add_parser("render", parents=[common], help="re-render Markdown and HTML from the entries")
-    render.add_argument("--out", type=Path, default=Path("leaderboards"))
+    render.add_argument("--out", type=Path, default=Path("leaderboards"), help="the folder of the entries")
 
     rp = sub.add_parser("reproduce", parents=[common], help="run a seed paper's experiments; ours beside the paper's")
     rp.add_argument("paper", help="huang2023 or qnad2024")
-    rp.add_argument("--only", action="append", metavar="EXPERIMENT", help="run only these experiments (repeatable)")
-    rp.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (default 1)")
-    rp.add_argument("--epochs", type=_positive_int, help="override the epochs (smoke runs; marked in the report)")
-    rp.add_argument("--n-test", type=_positive_int, help="override n_test (smoke runs; marked in the report)")
-    rp.add_argument("--data-dir", type=Path, default=None)
-    rp.add_argument("--store", type=Path, default=None)
-    rp.add_argument("--out", type=Path, default=Path("leaderboards/reproductions"))
+    rp.add_argument("--only", action="append", metavar="EXPERIMENT",
+                    help="run only these experiments, repeatable (default: all of the paper's)")
+    rp.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds")
+    rp.add_argument("--epochs", type=_positive_int,
+                    help="override the epochs, for smoke runs; marked in the report (default: the experiment's)")
+    rp.add_argument("--n-test", type=_positive_int,
+                    help="override n_test, for smoke runs; marked in the report (default: the experiment's)")
+    rp.add_argument("--data-dir", type=Path, default=None, help=data_help)
+    rp.add_argument("--store", type=Path, default=None, help=store_help)
+    rp.add_argument("--out", type=Path, default=Path("leaderboards/reproductions"), help="where the report goes")
+    rp.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     return parser
 
 
@@ -230,14 +297,44 @@ def _attack_options(items: list[str] | None) -> dict[str, dict[str, str]]:
     return out
 
 
-def _track(args: argparse.Namespace, registry: Registry) -> str:
-    """The --track, or the one track the named dataset (or defense) supports, or qnn."""
+def _track_choice(args: argparse.Namespace, registry: Registry) -> tuple[str, str | None]:
+    """The --track, or the one track the named dataset (or model, or defense) supports, or qnn; with the
+    line that says so when that moved the run off the default track."""
     if args.track:
-        return args.track
+        return args.track, None
     for kind, name in (("dataset", args.dataset), ("model", args.model), ("defense", args.defense)):
         if name and name in registry.names(kind) and len(registry.get(kind, name).tracks) == 1:
-            return registry.get(kind, name).tracks[0]
-    return "qnn"
+            track = registry.get(kind, name).tracks[0]
+            if track == QNN:
+                return track, None
+            defaults = DEFAULTS[track]
+            return track, (
+                f"qbench: {kind} {name!r} runs on the {track} track only: using --track {track} "
+                f"(dataset {args.dataset or defaults.dataset}, model {args.model or defaults.model})"
+            )
+    return QNN, None
+
+
+def _track(args: argparse.Namespace, registry: Registry) -> str:
+    return _track_choice(args, registry)[0]
+
+
+def _check_device(name: str | None, track: str) -> None:
+    """A usage error for a PennyLane device that is not installed (checked by name, nothing is built)."""
+    if name is None:
+        return
+    if track != QNN:
+        raise UsageError(f"--device {name}: the {track} track runs no circuits (a PennyLane device is for the qnn track)")
+    from importlib.metadata import entry_points
+
+    installed = sorted({ep.name for ep in entry_points(group="pennylane.plugins")})
+    if name in installed:
+        return
+    if not installed:
+        raise UsageError(f"unknown PennyLane device {name!r}: no PennyLane devices are installed")
+    close = difflib.get_close_matches(name, installed, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UsageError(f"unknown PennyLane device {name!r}{hint} (installed: {', '.join(installed)})")
 
 
 def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defense_options: dict) -> Plan:
@@ -254,7 +351,7 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
     if unknown_opts:
         raise ConfigError(f"--attack-option names attack {sorted(unknown_opts)[0]!r}, which is not being run")
     epsilons = list(dict.fromkeys(args.epsilons or registry.get("dataset", dataset).epsilons or defaults.epsilons))
-    return make_plan(
+    plan = make_plan(
         registry, track,
         dataset=(dataset, parse_assignments(args.dataset_option, "--dataset-option")),
         model=(args.model or defaults.model, parse_assignments(args.model_option, "--model-option")),
@@ -264,6 +361,8 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
         n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
         quantum_device=args.quantum_device, shots=readout_shots(args.shots, defaults.shots),
     )
+    _check_device(args.quantum_device, track)
+    return plan
 
 
 def _executor_spec(args: argparse.Namespace, default: str) -> ExecutorSpec:
@@ -279,12 +378,94 @@ def _data_dir(args: argparse.Namespace) -> Path | None:
     return Path(env) if env else None
 
 
+def _folder(path: Path, option: str) -> Path:
+    if not path.is_dir():
+        raise UsageError(f"{option} {path} is not a directory")
+    return path
+
+
+def _store_path(args: argparse.Namespace) -> Path:
+    return Path(args.store or default_store_path()).expanduser()
+
+
+def _reporter(args: argparse.Namespace, err: Console) -> Reporter:
+    return RichReporter(err) if err.is_terminal and not args.json else Reporter()
+
+
+class _Datasets:
+    """Each dataset's split, loaded once and before the store is opened, so that a missing or corrupt data
+    file is refused before anything is stored; runners of this command read the splits from here."""
+
+    def __init__(self, data_dir: Path | None, reporter: Reporter, store_path: Path) -> None:
+        # the runner's own loading (context, plugin-error wrapping); the cache folder is the store's
+        self._loader = Runner(None, data_dir=data_dir, reporter=reporter,  # type: ignore[arg-type]
+                              cache_dir=store_path.with_name(store_path.name + ".artifacts") / "cache")
+        self._loaded: dict[str, DataSplit] = {}
+
+    def __call__(self, dataset) -> DataSplit:
+        key = config_hash([dataset.name, dataset.version, dataset.config_dict()])
+        if key not in self._loaded:
+            self._loaded[key] = self._loader.load_data(dataset)
+        return self._loaded[key]
+
+
+class _Runner(Runner):
+    """A runner that takes its datasets from a :class:`_Datasets` (loaded before the store opened)."""
+
+    def __init__(self, store: Store, datasets: _Datasets, **kwargs) -> None:
+        super().__init__(store, **kwargs)
+        self._datasets = datasets
+
+    def load_data(self, dataset) -> DataSplit:
+        return self._datasets(dataset)
+
+
+@contextlib.contextmanager
+def _executor_and_store(spec: ExecutorSpec, store_path: Path, create: bool = True):
+    """The executor, then the store: a remote Dask scheduler is reached (and its workers counted) before the
+    store is opened, so an unreachable one is refused with the store untouched."""
+    with spec.create() as executor:
+        if spec.kind == "dask" and spec.scheduler is not None:
+            executor.client  # noqa: B018 (connects)
+        with Store.open(store_path, create=create) as store:
+            yield executor, store
+
+
+def _preflight(store: Store, jobs: list[tuple[Plan, DataSplit]], workers: int = 1, notices: Sequence[str] = (),
+               record: bool = True) -> None:
+    """Before a run, on stderr: how the track was chosen, plugins edited without a new version, and what
+    will be computed at what estimated cost (``record``: note the plugins' source hashes in the store)."""
+    lines = [n for n in notices if n]
+    lines += check_plugin_sources(store, plan_components(plan for plan, _ in jobs), record=record)
+    work = missing_work(store, jobs)
+    lines += describe(work, estimate(store, work), workers)
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def _dry_run(args: argparse.Namespace, jobs: list[tuple[Plan, DataSplit]], workers: int = 1,
+             notices: Sequence[str] = ()) -> int:
+    """``--dry-run``: the preflight lines against the store as it is (an absent store is empty), nothing
+    written."""
+    if getattr(args, "published", None) is not None:
+        raise UsageError("--dry-run does not read --published: run `qbench store import` first, or leave it out")
+    path = _store_path(args)
+    with contextlib.ExitStack() as stack:
+        if path.exists():
+            store = stack.enter_context(Store.open(path, create=False))
+        else:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="qbench-dry-run-"))
+            store = stack.enter_context(Store.open(Path(folder) / "empty.sqlite"))
+        _preflight(store, jobs, workers, notices, record=False)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench evaluate``: the defense and (unless --no-baseline) the undefended model, same protocol."""
     registry = _registry(err)
+    track, notice = _track_choice(args, registry)
     plans = [_plan(args, registry, args.defense, parse_assignments(args.defense_option, "--defense-option"))]
     if not args.no_baseline:
-        track = plans[0].track
         for other in type(plans[0].defense).compare_with:
             if other in registry.names("defense") and track in registry.get("defense", other).tracks:
                 plans.append(_plan(args, registry, other, {}))
@@ -292,12 +473,16 @@ def cmd_evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
             plans.append(_plan(args, registry, "none", {}))
     data_dir = _data_dir(args)
     spec = _executor_spec(args, "inprocess")
-    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
-    with Store.open(args.store or default_store_path()) as store, spec.create() as executor:
-        runner = Runner(store, data_dir=data_dir, reporter=reporter, executor=executor)
-        data = runner.load_data(plans[0].dataset)
-        for plan in plans:
-            add_probe(plan, data, registry)
+    reporter = _reporter(args, err)
+    datasets = _Datasets(data_dir, reporter, _store_path(args))
+    data = datasets(plans[0].dataset)
+    for plan in plans:
+        add_probe(plan, data, registry)
+    if args.dry_run:
+        return _dry_run(args, [(plan, data) for plan in plans], spec.workers, [notice])
+    with _executor_and_store(spec, _store_path(args)) as (executor, store):
+        _preflight(store, [(plan, data) for plan in plans], executor.workers, [notice])
+        runner = _Runner(store, datasets, data_dir=data_dir, reporter=reporter, executor=executor)
         summaries = [summarize(runner.run(plan, data)) for plan in plans]
     for summary, plan in zip(summaries, plans):
         summary.pop("per_example", None)
@@ -371,31 +556,76 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         out.print(f"data: {first['data']['notes']}", highlight=False, markup=False)
 
 
+def _print_wide(out: Console, table: Table) -> None:
+    """``table`` on one line per row however wide that is (``--wide``)."""
+    width = max(out.width, Console(width=10_000).measure(table).maximum)
+    Console(width=width, file=out.file, force_terminal=out.is_terminal, no_color=out.no_color).print(table)
+
+
 def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """``qbench plugins``: every registered component with kind, name, version, tracks, distribution."""
+    """``qbench plugins``: every registered component, one table per kind: name, tracks, version, description.
+
+    Names never wrap or get cut; descriptions wrap. Components of other distributions than qbench say which
+    in a column of their own; ``--wide`` is one table with every column on one line per component.
+    """
     registry = _registry(err)
     items = [r.to_dict() for r in registry.all() if args.kind in (None, r.kind)]
     if args.json:
         print(json.dumps({"components": items, "problems": [p.message for p in registry.problems]}, indent=2))
         return 0
-    table = Table(title="qbench plugins")
-    for col in ("kind", "name", "version", "tracks", "distribution", "description"):
-        table.add_column(col)
-    for item in items:
-        dist = f"{item['distribution']} {item['distribution_version']}".strip()
-        table.add_row(*[escape(v) for v in (item["kind"], item["name"], item["version"], ", ".join(item["tracks"]), dist, item["description"])])
-    out.print(table)
+    if args.wide:
+        table = Table(title="qbench plugins")
+        for col in ("kind", "name", "version", "tracks", "plugin", "distribution", "description"):
+            table.add_column(col, no_wrap=True)
+        for item in items:
+            dist = f"{item['distribution']} {item['distribution_version']}".strip()
+            table.add_row(*[escape(v) for v in (item["kind"], item["name"], item["version"], ", ".join(item["tracks"]),
+                                                 item["plugin"], dist, item["description"])])
+        _print_wide(out, table)
+        return 0
+    dists = sorted({f"{i['distribution']} {i['distribution_version']}".strip() for i in items})
+    own = f"qbench {qbench.__version__}"
+    for kind in ("dataset", "model", "defense", "attack"):
+        rows = [i for i in items if i["kind"] == kind]
+        if not rows:
+            continue
+        third_party = any(i["distribution"] != "qbench" for i in rows)
+        table = Table(title=f"{kind}s ({len(rows)})", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                      pad_edge=False, show_edge=False)
+        table.add_column("name", no_wrap=True, style="bold")
+        table.add_column("tracks", no_wrap=True)
+        table.add_column("v", no_wrap=True, justify="right")
+        if third_party:
+            table.add_column("from", no_wrap=True)
+        table.add_column("description", ratio=1, overflow="fold")
+        for i in rows:
+            tracks = "both" if set(i["tracks"]) == set(TRACKS) else ", ".join(i["tracks"])
+            extra = [escape(i["distribution"] if i["distribution"] != "qbench" else "qbench")] if third_party else []
+            table.add_row(escape(i["name"]), tracks, escape(i["version"]), *extra, escape(i["description"]))
+        out.print(table)
+    if items:
+        out.print(f"tracks: both = {', '.join(TRACKS)}; v = the component's version (part of every cache key); "
+                  f"from: {', '.join(dists) if dists != [own] else own}. qbench plugins --wide or --json for every "
+                  "field.", highlight=False)
     return 0
 
 
+def _cell_label(row: dict) -> str:
+    """``clean``, or the attack's full label (``bim[n_eot=1]``, as stored) at its epsilon."""
+    if row["kind"] == "clean":
+        return "clean"
+    epsilon = "" if row["epsilon"] is None else f" ε={row['epsilon']:g}"
+    return f"{row['attack']}{epsilon}" + (" (probe)" if row["kind"] == "probe" else "")
+
+
 def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """``qbench results``: the cells in the store, one row each."""
+    """``qbench results``: the cells in the store, one line each (``--wide``: every column)."""
     path = args.store or default_store_path()
     if not Path(path).exists():
         if args.json:
             print(json.dumps({"store": str(path), "cells": []}))
         else:
-            out.print(f"no results yet: no store at {path}")
+            out.print(f"no results yet: no store at {path}", markup=False, highlight=False)
         return 0
     with Store.open(path, create=False) as store:
         cells = store.cells()
@@ -415,14 +645,37 @@ def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.json:
         print(json.dumps({"store": str(path), "cells": rows}, indent=2))
         return 0
-    table = Table(title=f"{len(rows)} cells in {path}")
-    for col in ("dataset", "model", "defense", "seed", "cell", "status", "accuracy", "n"):
-        table.add_column(col)
+
+    def accuracy(r: dict) -> str:
+        if r["status"] != "ok" and not args.wide:
+            return r["status"]
+        return "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
+
+    # a training that never finished leaves its cells without dataset and model
+    def trained(r: dict) -> str:
+        return f"{r['dataset']}/{r['model']}" if r["dataset"] else "(no training)"
+
+    # no box: two spaces between columns leave the cell label room for ``twin-apgd-ce ε=0.15`` beside a
+    # ``gaussian_augmentation`` at 80 columns; only an even longer row wraps, in its cell label, never cut
+    table = Table(title=f"{len(rows)} cells in {path}", title_justify="left", box=None, padding=(0, 1),
+                  pad_edge=False, header_style="bold")
+    columns = ["dataset/model", "defense", "seed", "cell", "accuracy", "n"]
+    if args.wide:
+        columns = ["key", "track", *columns[:4], "status", *columns[4:], "qbench", "error"]
+    for col in columns:
+        right = col in ("seed", "accuracy", "n")
+        table.add_column(col, justify="right" if right else "left", no_wrap=args.wide or col != "cell",
+                         overflow="fold")
     for r in rows:
-        cell = "clean" if r["kind"] == "clean" else f"{r['attack']} ε={r['epsilon']:g}"
-        acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
-        table.add_row(str(r["dataset"]), str(r["model"]), str(r["defense"]), str(r["seed"]), cell, r["status"], acc, str(r["n"]))
-    out.print(table)
+        values = [trained(r), str(r["defense"]), str(r["seed"]), _cell_label(r), accuracy(r), str(r["n"])]
+        if args.wide:
+            values = [r["key"], str(r["track"]), *values[:4], r["status"], *values[4:], r["qbench_version"],
+                      r["error"] or ""]
+        table.add_row(*[escape(v) for v in values])
+    if args.wide:
+        _print_wide(out, table)
+    else:
+        out.print(table)
     return 0
 
 
@@ -433,6 +686,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     if args.action is None:
         raise UsageError("leaderboard needs an action: run, build or render")
     if args.action == "render":
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out} is not a directory")
         written = leaderboard.render(args.out)
         if not written:
             raise UsageError(f"no entries under {args.out} (qbench leaderboard build writes them)")
@@ -441,29 +696,50 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     from qbench.entry import git_commit
     from qbench.published_store import export_store, import_store
 
+    store_path = _store_path(args)
+    create = args.action == "run" or args.published is not None
+    if not create and not store_path.exists():
+        raise StoreError(f"no qbench store at {store_path}")
     build_commit = None
     if args.action == "build":
-        build_commit = git_commit()
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out} is not a directory")
+        # the publication's checkout: the git work tree holding --out (entries and pages are committed there)
+        root = next((p for p in [args.out.resolve(), *args.out.resolve().parents] if p.exists()), Path.cwd())
+        build_commit = git_commit(root)
         if build_commit and build_commit.endswith("+dirty") and not args.draft:
-            raise UsageError("the tree has uncommitted changes: commit them first (entries record the commit they "
-                             "were built from), or build a draft with --draft")
+            raise UsageError(f"the tree at {root} has uncommitted changes: commit them first (entries record the "
+                             "commit they were built from), or build a draft with --draft")
     if args.published is not None and not args.published.is_dir():
         raise UsageError(f"--published {args.published} is not a directory")
     registry = _registry(err)
-    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    reporter = _reporter(args, err)
     tracks = args.tracks or list(TRACKS)
     spec = _executor_spec(args, "pool") if args.action == "run" else executor_spec(None, None, None)
     data_dir = _data_dir(args)
-    with Store.open(args.store or default_store_path(), create=args.action == "run" or args.published is not None) as store, \
-            spec.create() as executor:
+    options = _grid_options(args)
+    # every board, defense and data file is checked before the store is opened
+    datasets = _Datasets(data_dir, reporter, store_path)
+    jobs = []
+    for track in tracks:
+        for _board, plans in options.plans(registry, track):
+            data = datasets(plans[0].dataset)
+            for plan in plans:
+                add_probe(plan, data, registry)
+                jobs.append((plan, data))
+    if args.action == "run" and args.dry_run:
+        return _dry_run(args, jobs, spec.workers)
+    with _executor_and_store(spec, store_path, create) as (executor, store):
         log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-        runner = Runner(store, data_dir=data_dir, reporter=reporter, compute=args.action == "run",
-                        executor=executor, log=log)
+        runner = _Runner(store, datasets, data_dir=data_dir, reporter=reporter, compute=args.action == "run",
+                         executor=executor, log=log)
         if args.published is not None:
             moved = import_store(args.published, store)
             log(f"read {moved.cells_added} cells and {moved.trainings_added} trainings from {args.published}")
+        if args.action == "run":
+            _preflight(store, jobs, executor.workers)
         try:
-            status = _grid_actions(args, out, registry, runner, tracks, log, build_commit)
+            status = _grid_actions(args, out, registry, runner, tracks, options, log, build_commit)
         finally:
             if args.published is not None and args.action == "run":
                 moved = export_store(store, args.published)
@@ -473,16 +749,21 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     return status
 
 
-def _grid_actions(args, out, registry, runner, tracks, log, build_commit) -> int:
-    """The grid's run or build over the selected tracks; 1 when a part failed."""
+def _grid_options(args: argparse.Namespace):
     from qbench import leaderboard
 
-    status = 0
-    options = leaderboard.GridOptions(
+    return leaderboard.GridOptions(
         boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
         seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
         n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep, shots=args.shots,
     )
+
+
+def _grid_actions(args, out, registry, runner, tracks, options, log, build_commit) -> int:
+    """The grid's run or build over the selected tracks; 1 when a part failed."""
+    from qbench import leaderboard
+
+    status = 0
     for track in tracks:
         if args.action == "run":
             report = leaderboard.run_grid(registry, runner, track, options, log)
@@ -507,6 +788,11 @@ def cmd_load_model(args: argparse.Namespace, out: Console, err: Console) -> int:
     from qbench.loading import clean_bits, load_trained
     from qbench.published_store import published_cells
 
+    _folder(args.published, "--published")
+    _folder(args.entries, "--entries")
+    if args.save is not None and (args.save.is_dir() or not args.save.parent.is_dir()):
+        raise UsageError(f"--save {args.save}: " + ("is a directory" if args.save.is_dir() else
+                                                    f"its folder {args.save.parent} does not exist"))
     trained = load_trained(args.board, args.defense, args.seed, args.published, args.entries, _data_dir(args))
     bits = clean_bits(trained)
     from qbench.scoring import expected_correct
@@ -540,6 +826,8 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.action is None:
         raise UsageError("store needs an action: export or import")
     if args.action == "import" and not args.published.is_dir():
+        raise UsageError(f"--published {args.published} is not a directory")
+    if args.published.exists() and not args.published.is_dir():
         raise UsageError(f"--published {args.published} is not a directory")
     with Store.open(args.store or default_store_path(), create=args.action == "import") as store:
         if args.action == "export":
@@ -593,9 +881,11 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     from qbench.verify import verify
 
     entry = entry_mod.load(args.entry)
+    _folder(args.published, "--published")
+    data_dir = _data_dir(args)
     registry = _registry(err)
-    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
-    report = verify(registry, entry, str(args.entry), args.sample, _data_dir(args), reporter,
+    reporter = _reporter(args, err)
+    report = verify(registry, entry, str(args.entry), args.sample, data_dir, reporter,
                     published=args.published, seed=args.seed, recompute_only=args.recompute_only)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -631,13 +921,18 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not values:
         raise UsageError("--values needs at least one value")
     base = parse_assignments(args.defense_option, "--defense-option")
+    notice = _track_choice(args, registry)[1]
     plans = [_plan(args, registry, args.defense, {**base, args.option: v}) for v in values]
     spec = _executor_spec(args, "inprocess")
     data_dir = _data_dir(args)
-    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
-    with Store.open(args.store or default_store_path()) as store, spec.create() as executor:
-        runner = Runner(store, data_dir=data_dir, reporter=reporter, executor=executor)
-        data = runner.load_data(plans[0].dataset)
+    reporter = _reporter(args, err)
+    datasets = _Datasets(data_dir, reporter, _store_path(args))
+    data = datasets(plans[0].dataset)
+    if args.dry_run:
+        return _dry_run(args, [(plan, data) for plan in plans], spec.workers, [notice])
+    with _executor_and_store(spec, _store_path(args)) as (executor, store):
+        _preflight(store, [(plan, data) for plan in plans], executor.workers, [notice])
+        runner = _Runner(store, datasets, data_dir=data_dir, reporter=reporter, executor=executor)
         rows = []
         for value, plan in zip(values, plans):
             summary = summarize(runner.run(plan, data))
@@ -667,16 +962,27 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     reproduction = get(args.paper)
     experiments = reproduction.select(args.only)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is not a directory")
     registry = _registry(err)
-    reporter: Reporter = RichReporter(err) if err.is_terminal and not args.json else Reporter()
+    reporter = _reporter(args, err)
+    data_dir = _data_dir(args)
+    seeds = list(range(args.seeds))
+    # every setting's plan and data are checked before the store is opened
+    datasets = _Datasets(data_dir, reporter, _store_path(args))
+    jobs = [(plan, datasets(plan.dataset)) for experiment in experiments
+            for _setting, plan in experiment.plans(registry, seeds, epochs=args.epochs, n_test=args.n_test)]
+    if args.dry_run:
+        return _dry_run(args, jobs)
     results = []
-    with Store.open(args.store or default_store_path()) as store:
-        runner = Runner(store, data_dir=_data_dir(args), reporter=reporter)
+    with Store.open(_store_path(args)) as store:
+        _preflight(store, jobs)
+        runner = _Runner(store, datasets, data_dir=data_dir, reporter=reporter)
         for experiment in experiments:
             if not args.json:
                 err.print(f"{reproduction.name}: {experiment.id} ({len(experiment.settings)} settings)")
             results.append(reproduction_report.run_experiment(
-                experiment, registry, runner, list(range(args.seeds)), epochs=args.epochs, n_test=args.n_test,
+                experiment, registry, runner, seeds, epochs=args.epochs, n_test=args.n_test,
             ))
     command = "qbench reproduce " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["reproduce"] else [args.paper])
     report = reproduction_report.build_report(reproduction, results, command)

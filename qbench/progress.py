@@ -1,4 +1,8 @@
-"""Progress reporting handed to plugins through the context (rich bars on a terminal, silent otherwise)."""
+"""Progress reporting handed to plugins through the context (rich bars on a terminal, silent otherwise).
+
+A bar shows its count, the time elapsed and the time remaining (rich's estimate from the speed so far;
+``-:--:--`` until the first unit is done, and for a bar without a total).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import contextlib
 from typing import Iterator, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
 
 
 class ProgressTask(Protocol):
@@ -60,6 +66,8 @@ class RichReporter(Reporter):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=self.console,
             transient=True,
         )

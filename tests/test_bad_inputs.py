@@ -8,6 +8,7 @@ at a populated store for every case, so commands that take no ``--store`` are ch
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import json
@@ -190,6 +191,7 @@ def _mnist(folder: Path, **replace: bytes) -> None:
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     (d / "empty").mkdir()
+    (d / "pub").mkdir()
     images = _idx(np.zeros((20, 28, 28)))
     _mnist(d / "idx-truncated", train_images_idx3_ubyte=images[:-100])
     _mnist(d / "idx-magic", train_labels_idx1_ubyte=_idx(np.arange(20) % 10, magic=2051))
@@ -229,6 +231,8 @@ def files(tmp_path_factory):
     (d / "lb" / "qnn" / "some-board").mkdir(parents=True)
     (d / "lb" / "qnn" / "some-board" / "none.json").write_text(json.dumps(entry))
 
+    with Store.open(d / "other.sqlite"):
+        pass
     store = d / "populated.sqlite"
     with Store.open(store) as s:
         s.artifacts.mkdir()
@@ -297,3 +301,142 @@ def test_debug_shows_the_traceback(files, monkeypatch, capsys):
     monkeypatch.setenv("QBENCH_STORE", str(files / "populated.sqlite"))
     assert qbench.cli.main(["verify", str(files / "bad-entry.json"), "--debug"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+# --- every option of every command, each given one bad value ---------------------------------------------
+#
+# The walk below reads the commands and their options from the parser itself, so an option added later
+# without a bad value here fails ``test_the_walk_covers_every_option``. Each case is the command's BASE
+# line (valid and cheap) with one option replaced by, or given, a bad value; it must be refused with exit
+# 2 and one line before anything is planned or stored (the populated store's bytes are compared).
+
+ENTRY = str(ROOT / "leaderboards" / "qnn" / "moons-qnn-angle" / "none.json")
+PUBLISHED = "{d}/pub"  # an (empty) published store: every case fails before reading it
+BASE = {
+    "evaluate": EVAL,
+    "sweep": "sweep --defense gaussian_augmentation --option sigma --values 0.1 " + " ".join(FAST) + " --store {store}",
+    "plugins": "plugins",
+    "results": "results --store {store}",
+    "merge": "merge {d}/other.sqlite --store {store}",
+    "verify": f"verify {ENTRY} --published {PUBLISHED} --recompute-only",
+    "leaderboard run": GRID,
+    "leaderboard build": "leaderboard build --track qnn --board moons-qnn-angle --defense none --seeds 1 --store {store} "
+                         "--out {d}/out --draft",
+    "leaderboard render": "leaderboard render --out {d}/lb",
+    "load-model": f"load-model moons-qnn-angle none --published {PUBLISHED} --entries {ROOT / 'leaderboards'}",
+    "store export": "store export --store {store} --published {d}/published",
+    "store import": f"store import --store {{store}} --published {PUBLISHED}",
+    "reproduce": "reproduce huang2023 --only table1 --epochs 1 --n-test 10 --store {store} --out {d}/repro",
+}
+NOT_A_DIR = ("{d}/bad-entry.json", "is not a directory")
+POSITIVE = ("0", "expected a positive integer, got '0'")
+NON_NEGATIVE = ("-1", "expected an integer >= 0, got '-1'")
+#: option -> (bad value, a fragment of the error); ``command option`` keys override for one command
+BAD_VALUES = {
+    "--defense": ("nonee", "unknown defense 'nonee'; did you mean 'none'?"),
+    "--track": ("quantum", "invalid choice: 'quantum'"),
+    "--dataset": ("moon", "unknown dataset 'moon'; did you mean 'moons'?"),
+    "--model": ("qnm", "unknown model 'qnm'; did you mean 'qnn'?"),
+    "--attack": ("fgsn", "unknown attack 'fgsn'; did you mean 'fgsm'?"),
+    "--epsilon": ("-0.1", "epsilon must be a finite number >= 0"),
+    "--seeds": POSITIVE, "--epochs": POSITIVE, "--n-test": POSITIVE, "--n-eot": POSITIVE, "--n-repeat": POSITIVE,
+    "--shots": ("none", "expected a positive integer, got 'none'"),
+    "--device": ("default.qubitt", "unknown PennyLane device 'default.qubitt'; did you mean 'default.qubit'?"),
+    "--data-dir": ("{d}/absent", "--data-dir {d}/absent is not a directory"),
+    "--store": ("{d}/empty", "is a directory, not a qbench store file"),
+    "--dataset-option": ("noise=-1", "noise must be >= 0"),
+    "--model-option": ("n_layers=zero", "n_layers must be an integer"),
+    "--defense-option": ("sigmaa=0.1", "unknown option 'sigmaa'"),
+    "--attack-option": ("fgsm.stepz=3", "unknown option 'stepz'"),
+    "--executor": ("dusk", "invalid choice: 'dusk'"),
+    "--workers": POSITIVE,
+    "--scheduler": ("localhost", "is not a scheduler address"),
+    "--retries": NON_NEGATIVE,
+    "--option": ("sigmaa", "unknown option 'sigmaa'"),
+    "--values": (",", "--values needs at least one value"),
+    "--kind": ("defence", "invalid choice: 'defence'"),
+    "--board": ("moons-qnn-angel", "unknown board 'moons-qnn-angel' on track qnn; did you mean 'moons-qnn-angle'?"),
+    "--seed": NON_NEGATIVE,
+    "--sample": NON_NEGATIVE,
+    "--published": NOT_A_DIR,
+    "--out": NOT_A_DIR,
+    "--entries": NOT_A_DIR,
+    "--save": ("{d}/absent/model.safetensors", "its folder {d}/absent does not exist"),
+    "--commit": ("HEAD~1", "expected a git commit"),
+    "--only": ("table9", "table9"),
+    "merge sources": ("{d}/absent.sqlite", "no qbench store at {d}/absent.sqlite"),
+    "verify entry": ("{d}/absent.json", "no entry file at {d}/absent.json"),
+    "load-model board": ("moons-qnn-angel", "unknown board 'moons-qnn-angel'"),
+    "load-model defense": ("nonee", "no published entry"),
+    "load-model --seed": ("7", "has seeds [0, 1, 2], not 7"),
+    "reproduce paper": ("huang2022", "unknown reproduction 'huang2022'"),
+    "leaderboard run --defense": ("gaussian_augmentaton", "did you mean 'gaussian_augmentation'?"),
+    "leaderboard build --defense": ("gaussian_augmentaton", "did you mean 'gaussian_augmentation'?"),
+    "leaderboard run --published": ("{d}/bad-entry.json", "--published {d}/bad-entry.json is not a directory"),
+    "leaderboard render --out": ("{d}/empty", "no entries under {d}/empty"),
+}
+
+
+def _leaves(parser, path=()):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield " ".join(path), parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _leaves(child, (*path, name))
+
+
+def _walk() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(command, option, bad command line) for every value-taking option and positional of every command."""
+    out = []
+    for command, parser in _leaves(qbench.cli.build_parser()):
+        for action in parser._actions:
+            if action.nargs == 0 or isinstance(action, argparse._SubParsersAction):
+                continue
+            name = action.option_strings[0] if action.option_strings else action.dest
+            value, _ = BAD_VALUES.get(f"{command} {name}") or BAD_VALUES[name]
+            base = BASE[command].split()
+            if action.option_strings:
+                if name in base:
+                    base[base.index(name) + 1] = value
+                else:
+                    base += [name, value]
+            else:  # the positional's place: its index among the base line's positionals
+                index = [a.dest for a in parser._actions if not a.option_strings].index(action.dest)
+                base[len(command.split()) + index] = value
+            out.append((command, name, tuple(base)))
+    return out
+
+
+WALK = _walk()
+
+
+def test_the_walk_covers_every_option():
+    commands = {c for c, _, _ in WALK}
+    assert commands == set(BASE)
+    assert {"--device", "--save", "--commit", "--published", "sources", "entry", "paper"} <= {o for _, o, _ in WALK}
+    assert len(WALK) >= 100
+
+
+@pytest.mark.parametrize("command, option, args", WALK, ids=[f"{c}:{o}" for c, o, _ in WALK])
+def test_every_option_with_a_bad_value_is_refused_before_anything_is_stored(command, option, args, files, monkeypatch,
+                                                                          capsys):
+    store = files / "populated.sqlite"
+    monkeypatch.setenv("QBENCH_STORE", str(store))
+    monkeypatch.delenv("QBENCH_DATA", raising=False)
+    monkeypatch.delenv("QBENCH_PLUGINS", raising=False)
+    args = [a.replace("{d}", str(files)).replace("{store}", str(store)) for a in args]
+    touched = [store, files / "other.sqlite", files / "empty", files / "pub", files / "out", files / "published",
+               files / "repro"]
+    before = fingerprint(touched)
+
+    code = qbench.cli.main(args)
+
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("qbench: error: "), err
+    _, message = BAD_VALUES.get(f"{command} {option}") or BAD_VALUES[option]
+    assert message.replace("{d}", str(files)) in lines[0]
+    assert fingerprint(touched) == before
+    assert not (files / "published").exists() and not (files / "repro").exists() and not (files / "out").exists()

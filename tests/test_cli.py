@@ -125,3 +125,61 @@ def test_sweep_runs_one_option_over_values(cli, store_path):
     assert [r["defense_info"][0]["sigma"] for r in rows] == [0.05, 0.5]
     bad = cli("sweep", "--defense", "gaussian_augmentation", "--option", "sigmaa", "--values", "1", "--store", str(store_path))
     assert "unknown option 'sigmaa'" in one_line_error(bad, 2)
+
+
+def test_a_mistyped_device_is_refused_before_anything_is_stored(cli, store_path):
+    first = cli("evaluate", "--defense", "none", *FAST, "--store", str(store_path))
+    assert first.returncode == 0, first.stderr
+    before = digest(store_path)
+    proc = cli("evaluate", "--defense", "none", *FAST, "--device", "default.qubitt", "--store", str(store_path))
+    line = one_line_error(proc, 2)
+    assert line.startswith("qbench: error: unknown PennyLane device 'default.qubitt'; did you mean 'default.qubit'?")
+    assert "default.mixed" in line  # the installed devices are listed
+    assert digest(store_path) == before
+    assert sqlite3.connect(store_path).execute("SELECT status FROM cells").fetchall() == [("ok",), ("ok",)]
+    # an installed device passes the check (nothing is built for it in a dry run)
+    ok = cli("evaluate", "--defense", "none", *FAST, "--device", "default.qubit", "--dry-run", "--store", str(store_path))
+    assert ok.returncode == 0, ok.stderr
+    assert "qbench: to compute: 1 training and 2 cells (0 of 2 already in the store)" in ok.stderr
+    dnn = cli("evaluate", "--track", "mapped-dnn", "--defense", "none", "--device", "default.qubit", "--store", str(store_path))
+    assert "the mapped-dnn track runs no circuits" in one_line_error(dnn, 2)
+
+
+def test_a_defense_of_the_other_track_says_it_switched(cli, store_path):
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist").exists():
+        pytest.skip(f"MNIST is not in {SHARED_DATA}")
+    proc = cli("evaluate", "--defense", "qnad", "--dry-run", "--dataset-option", "n_train=100", "--dataset-option",
+               "n_test=20", "--data-dir", str(SHARED_DATA), "--store", str(store_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == ("qbench: defense 'qnad' runs on the mapped-dnn track only: using --track mapped-dnn "
+                        "(dataset mnist, model lenet)")
+    assert lines[1].startswith("qbench: to compute: 3 trainings and ")  # qnad, its compare_with, none: 3 seeds
+    explicit = cli("evaluate", "--defense", "qnad", "--track", "mapped-dnn", "--dry-run", "--dataset-option",
+                   "n_train=100", "--dataset-option", "n_test=20", "--data-dir", str(SHARED_DATA))
+    assert "runs on the mapped-dnn track only" not in explicit.stderr
+    assert not store_path.exists()
+
+
+def test_make_chromium_is_silent_when_it_cannot_install(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    tried = tmp_path / "tried"
+    (fake / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {tried}\necho 'E: Could not open lock file' >&2\nexit 100\n")
+    (fake / "apt-get").chmod(0o755)
+    path = os.pathsep.join([str(fake), *[p for p in os.environ["PATH"].split(os.pathsep)
+                                         if not (Path(p) / "chromium").exists()]])
+    proc = subprocess.run(["make", "--no-print-directory", "chromium"], cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout + proc.stderr == ""
+    assert tried.read_text().split()[0] == "update"  # it still tried

@@ -135,3 +135,32 @@ def test_a_grid_killed_on_one_machine_resumes_from_a_clone_on_another(tmp_path, 
         keys = [c.key for c in store.cells()]
     assert len(keys) == len(set(keys)) == len(theirs)
     assert len(read_jsonl(next((clone / "store").glob(f"*/*/{TRAININGS}")))) == 2
+
+
+def test_build_refuses_a_dirty_publication_tree_unless_draft(tmp_path, cli):
+    repo = tmp_path / "pub"
+    (repo / "leaderboards").mkdir(parents=True)
+    (repo / "notes.txt").write_text("v1\n")
+    git("init", "-q", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "start", cwd=repo)
+    store = tmp_path / "s.sqlite"
+    assert cli(*GRID, "--store", str(store)).returncode == 0
+    build = ["leaderboard", "build", *GRID[2:-2], "--store", str(store), "--out", str(repo / "leaderboards")]
+    (repo / "notes.txt").write_text("v2\n")  # an uncommitted change
+    refused = cli(*build)
+    assert refused.returncode == 2 and "uncommitted changes" in refused.stderr and "Traceback" not in refused.stderr
+    assert not list((repo / "leaderboards").rglob("*.json"))  # nothing written
+    draft = cli(*build, "--draft")
+    assert draft.returncode == 0, draft.stderr
+    entry = json.loads(next((repo / "leaderboards").rglob("none.json")).read_text())
+    assert entry["provenance"]["draft"] is True and entry["provenance"]["git_commit"].endswith("+dirty")
+    assert "DRAFT" in next((repo / "leaderboards").rglob("README.md")).read_text()
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "draft and notes", cwd=repo)
+    clean = cli(*build)
+    assert clean.returncode == 0, clean.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    entry = json.loads(next((repo / "leaderboards").rglob("none.json")).read_text())
+    assert entry["provenance"]["git_commit"] == head and entry["provenance"]["draft"] is False
+    assert entry["provenance"]["cell_commits"]  # the commits that computed the cells
