@@ -18,9 +18,10 @@ class Defense(Component):
 
     The runner calls, per (dataset, model, seed): ``prepare`` on the freshly built model, ``fit`` to train
     it (weights are cached after this), ``deploy`` on the trained model, then ``predict`` for every test
-    batch (clean and adversarial). Attacks see the prepared model's
-    forward, so a randomised defense must put its randomness in the forward (and set the module's
-    ``stochastic`` flag) for EOT to see it.
+    batch (clean and adversarial). Attacks see what ``deploy`` returns (its forward), so a randomised
+    defense must put its randomness in the forward (and set the module's ``stochastic`` flag) for EOT to
+    see it, and a defense with a non-differentiable part may declare its differentiable approximation by
+    setting ``bpda`` on the deployed module (:class:`qbench.art_bridge.BPDA`).
     """
 
     kind: ClassVar[str] = "defense"
