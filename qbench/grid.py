@@ -110,8 +110,19 @@ def board_plan(
 
 
 def add_probe(plan: Plan, data, registry: Registry) -> None:
-    """Add the large-epsilon probe (PGD) of the "reaches chance" check where the domain is bounded."""
-    if "pgd" not in registry.names("attack") or data.domain.kind == "unbounded":
+    """Add the large-epsilon probe (PGD) of the "reaches chance" check.
+
+    Its radius: half the box's range on a bounded domain, 1.0 on the unit sphere, and on an unbounded
+    domain half the training inputs' largest per-feature range (their spread): an L-inf ball that large
+    covers most of the data, so every input can be moved into another class's region.
+    """
+    if "pgd" not in registry.names("attack"):
         return
     plan.probe = registry.create("attack", "pgd", {}, plan.track)
-    plan.probe_epsilon = (data.domain.high - data.domain.low) / 2 if data.domain.kind == "box" else 1.0
+    if data.domain.kind == "box":
+        plan.probe_epsilon = (data.domain.high - data.domain.low) / 2
+    elif data.domain.kind == "sphere":
+        plan.probe_epsilon = 1.0
+    else:
+        flat = data.x_train.reshape(len(data.x_train), -1)
+        plan.probe_epsilon = round(float((flat.max(dim=0).values - flat.min(dim=0).values).max()) / 2, 6)

@@ -90,3 +90,18 @@ def test_plugin_authors_guard_catches_masking_before_submission():
     from qbench_plugins.defenses.none import NoDefense
 
     assert check_gradients(NoDefense, data) == 1.0
+
+
+def test_the_large_epsilon_probe_runs_on_unbounded_domains_scaled_to_the_data():
+    from qbench.context import Context
+    from qbench.grid import BOARDS, add_probe
+
+    registry = load_registry()
+    board = next(b for b in BOARDS["qnn"] if b.name == "moons-qnn-angle")
+    plan = board_plan(registry, board, "none", [0], sweep=False)
+    data = plan.dataset.load(Context(seed=0))
+    assert data.domain.kind == "unbounded"
+    add_probe(plan, data, registry)
+    spread = float((data.x_train.max(dim=0).values - data.x_train.min(dim=0).values).max())
+    assert plan.probe.name == "pgd" and plan.probe_epsilon == pytest.approx(spread / 2, abs=1e-5)
+    assert plan.probe_epsilon > 1.0  # moons' features span about 3 units: far beyond the ranking epsilon
