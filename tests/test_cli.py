@@ -85,7 +85,7 @@ def test_evaluate_json_is_deterministic_and_resumable(cli, tmp_path):
     assert summary["clean"] == rb["defense"]["clean"]
     assert summary["attacks"] == rb["defense"]["attacks"]
     assert summary["worst_case"] == rb["defense"]["worst_case"]
-    assert summary["cells_computed"] == 3
+    assert summary["cells_computed"] == 4  # clean, fgsm at two epsilons, the large-epsilon probe
     assert [r["attack"] for r in summary["attacks"]] == ["fgsm", "fgsm"]
     assert summary["worst_case"][0]["robust"]["mean"] <= summary["clean"]["mean"]
     # a re-run reads every cell back from the store
@@ -93,14 +93,14 @@ def test_evaluate_json_is_deterministic_and_resumable(cli, tmp_path):
     assert again["defense"]["cells_computed"] == 0
     assert again["defense"]["worst_case"] == summary["worst_case"]
     conn = sqlite3.connect(tmp_path / "a.sqlite")
-    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM cells").fetchone() == (3, 3)
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM cells").fetchone() == (4, 4)  # with the large-epsilon probe
 
 
 def test_results_lists_cells(cli, store_path):
     cli("evaluate", "--defense", "none", *FAST, "--store", str(store_path))
     proc = cli("results", "--json", "--store", str(store_path))
     cells = json.loads(proc.stdout)["cells"]
-    assert {(c["kind"], c["attack"]) for c in cells} == {("clean", None), ("attack", "fgsm")}
+    assert {(c["kind"], c["attack"]) for c in cells} == {("clean", None), ("attack", "fgsm"), ("probe", "pgd")}
     assert all(c["defense"] == "none" and c["dataset"] == "moons" for c in cells)
 
 
@@ -136,11 +136,12 @@ def test_a_mistyped_device_is_refused_before_anything_is_stored(cli, store_path)
     assert line.startswith("qbench: error: unknown PennyLane device 'default.qubitt'; did you mean 'default.qubit'?")
     assert "default.mixed" in line  # the installed devices are listed
     assert digest(store_path) == before
-    assert sqlite3.connect(store_path).execute("SELECT status FROM cells").fetchall() == [("ok",), ("ok",)]
+    # clean, fgsm and the large-epsilon probe of the first run, nothing more
+    assert sqlite3.connect(store_path).execute("SELECT status FROM cells").fetchall() == [("ok",)] * 3
     # an installed device passes the check (nothing is built for it in a dry run)
     ok = cli("evaluate", "--defense", "none", *FAST, "--device", "default.qubit", "--dry-run", "--store", str(store_path))
     assert ok.returncode == 0, ok.stderr
-    assert "qbench: to compute: 1 training and 2 cells (0 of 2 already in the store)" in ok.stderr
+    assert "qbench: to compute: 1 training and 3 cells (0 of 3 already in the store)" in ok.stderr
     dnn = cli("evaluate", "--track", "mapped-dnn", "--defense", "none", "--device", "default.qubit", "--store", str(store_path))
     assert "the mapped-dnn track runs no circuits" in one_line_error(dnn, 2)
 

@@ -53,9 +53,10 @@ def test_a_first_run_is_timed_by_the_defaults_and_a_dry_run_stores_nothing(cli, 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and not store_path.exists()
     what, cost = preflight_lines(proc.stderr)
-    assert what == "qbench: to compute: 2 trainings and 6 cells (0 of 6 already in the store)"
+    # per seed: clean, fgsm, pgd and the large-epsilon probe (a PGD cell)
+    assert what == "qbench: to compute: 2 trainings and 8 cells (0 of 8 already in the store)"
     moons = DEFAULT_TIMINGS[("moons", "qnn")]  # 800 training and 200 test points, 100 epochs: the measured run's
-    expected = 2 * 100 * moons.train_epoch + 2 * (moons.cells["clean"] + moons.cells["fgsm"] + moons.cells["pgd"])
+    expected = 2 * 100 * moons.train_epoch + 2 * (moons.cells["clean"] + moons.cells["fgsm"] + 2 * moons.cells["pgd"])
     assert estimated(cost) == duration(expected) == "10 s"
     assert "qbench's default timings" in cost
 
@@ -63,23 +64,26 @@ def test_a_first_run_is_timed_by_the_defaults_and_a_dry_run_stores_nothing(cli, 
 def test_the_store_times_what_it_has_seen_and_a_rerun_has_nothing_to_compute(cli, store_path):
     first = cli("evaluate", *QUICK, "--store", str(store_path))
     assert first.returncode == 0, first.stderr
-    assert preflight_lines(first.stderr)[0] == "qbench: to compute: 1 training and 2 cells (0 of 2 already in the store)"
+    # clean, the attack and the large-epsilon probe
+    assert preflight_lines(first.stderr)[0] == "qbench: to compute: 1 training and 3 cells (0 of 3 already in the store)"
     before = hashlib.sha256(store_path.read_bytes()).hexdigest()
 
     again = cli("evaluate", *QUICK, "--dry-run", "--store", str(store_path))
-    assert preflight_lines(again.stderr) == ("qbench: nothing to compute: all 2 cells are in the store",)
+    assert preflight_lines(again.stderr) == ("qbench: nothing to compute: all 3 cells are in the store",)
 
     more = cli("evaluate", *QUICK, "--seeds", "2", "--attack", "pgd", "--dry-run", "--store", str(store_path))
     assert more.returncode == 0, more.stderr
     what, cost = preflight_lines(more.stderr)
-    # seed 1: its training and 3 cells; seed 0: its pgd cell
-    assert what == "qbench: to compute: 1 training and 4 cells (2 of 6 already in the store)"
-    assert "the store's timings for 3 items, qbench's defaults for 2" in cost
+    # seed 1: its training and 4 cells; seed 0: its pgd cell
+    assert what == "qbench: to compute: 1 training and 5 cells (3 of 8 already in the store)"
+    # the first run's probe was a PGD cell, so even the new pgd cells are timed by the store
+    assert "from the store's timings of the same cells and trainings" in cost
     conn = sqlite3.connect(store_path)
     (train_seconds,) = conn.execute("SELECT seconds FROM trainings").fetchone()
     cells = dict(conn.execute("SELECT kind, seconds FROM cells").fetchall())
-    pgd = DEFAULT_TIMINGS[("moons", "qnn")].cells["pgd"] * 20 / 200
-    assert estimated(cost) == duration(train_seconds + cells["clean"] + cells["attack"] + 2 * pgd)
+    # seed 1's clean and fgsm cells at the stored ones' times; two pgd cells and seed 1's probe at the stored
+    # probe's (the store's only PGD cell)
+    assert estimated(cost) == duration(train_seconds + cells["clean"] + cells["attack"] + 3 * cells["probe"])
     assert hashlib.sha256(store_path.read_bytes()).hexdigest() == before
 
 

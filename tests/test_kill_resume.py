@@ -14,7 +14,7 @@ ARGS = [
     "evaluate", "--defense", "none", "--json", "--epochs", "3", "--seeds", "2", "--n-test", "60", "--attack", "fgsm",
     "--epsilon", "0.05", "--epsilon", "0.1", "--epsilon", "0.15", "--epsilon", "0.2", "--epsilon", "0.3",
 ]
-EXPECTED_CELLS = 2 * (1 + 5)
+EXPECTED_CELLS = 2 * (1 + 5 + 1)  # per seed: clean, 5 epsilons, the large-epsilon probe
 
 
 def count_cells(path):
@@ -61,7 +61,7 @@ def test_sigkill_midway_then_resume(tmp_path, cli):
 GRID = ["leaderboard", "run", "--track", "qnn", "--board", "moons-qnn-angle", "--defense", "slow_fit", "--defense", "none",
         "--seeds", "2", "--epochs", "2", "--n-test", "30", "--no-sweep", "--json"]
 GRID_PLUGINS = "moons,qnn,none,fgsm,iterative,faults"
-GRID_CELLS = 2 * 2 * (1 + 5)  # defenses x seeds x (clean + fgsm, bim[n_eot=1], bim, pgd, mim; no probe on moons)
+GRID_CELLS = 2 * 2 * (1 + 5 + 1)  # defenses x seeds x (clean + fgsm, bim[n_eot=1], bim, pgd, mim + the probe)
 
 
 def count(path, table):

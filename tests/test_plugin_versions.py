@@ -74,10 +74,10 @@ def test_editing_a_plugin_without_bumping_its_version_warns(cli, store_path, plu
         "version '1', but its version did not; results cached under version '1' came from the old code: bump "
         "`version` to recompute them"
     ]
-    assert "qbench: nothing to compute: all 2 cells are in the store" in second.stderr
+    assert "qbench: nothing to compute: all 3 cells are in the store" in second.stderr
 
     write("2", 8)  # bumped: no warning, and its cells (not the shared standard training) are computed again
     third = cli(*RUN, "--dry-run", "--store", str(store_path), env=env)
     assert third.returncode == 0, third.stderr
     assert warnings_in(third.stderr) == []
-    assert "qbench: to compute: 0 trainings and 2 cells (0 of 2 already in the store)" in third.stderr
+    assert "qbench: to compute: 0 trainings and 3 cells (0 of 3 already in the store)" in third.stderr

@@ -24,7 +24,7 @@ def test_roundtrip_and_wal(store_path):
     assert mode == "wal"
     with Store.open(store_path, create=False) as store:
         got = store.get_cell("a")
-    assert got.accuracy == 0.5 and got.correct.tolist() == [True, False, True] and got.epsilon == 0.15
+    assert got.accuracy == 0.5 and got.correct.tolist() == [[True], [False], [True]] and got.epsilon == 0.15
 
 
 def test_successful_cell_is_never_duplicated_or_replaced(store_path):
