@@ -100,14 +100,19 @@ def check_model(cls: type[Model], data: DataSplit | None = None) -> torch.nn.Mod
     return model
 
 
-def check_defense(cls: type[Defense], data: DataSplit | None = None, model: torch.nn.Module | None = None) -> torch.nn.Module:
-    """Runs prepare, a 2-epoch fit and predict on a tiny problem; checks labels and the stochastic flag."""
+def _trained(cls: type[Defense], data: DataSplit | None, model: torch.nn.Module | None):
+    """The defense's prepare and a 2-epoch fit on a tiny problem: (defense, data, ctx, trained model)."""
     check_component(cls)
     data = data or tiny_split()
     ctx = context(data)
     defense = cls.from_options({})
     model = defense.prepare(model or TinyLinear(data.x_train.shape[1]), ctx)
-    model = defense.fit(model, data, TrainingSchedule(epochs=2, lr=0.05, batch_size=16), ctx)
+    return defense, data, ctx, defense.fit(model, data, TrainingSchedule(epochs=2, lr=0.05, batch_size=16), ctx)
+
+
+def check_defense(cls: type[Defense], data: DataSplit | None = None, model: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Runs prepare, a 2-epoch fit and predict on a tiny problem; checks labels and the stochastic flag."""
+    defense, data, ctx, model = _trained(cls, data, model)
     preds = defense.predict(model, data.x_test, ctx)
     assert preds.shape == data.y_test.shape and preds.dtype == torch.int64, "predict must return int64 labels (N,)"
     assert int(preds.min()) >= 0 and int(preds.max()) < data.n_classes, "predicted labels out of range"
@@ -150,12 +155,7 @@ def check_gradients(
     """
     from qbench.art_bridge import art_classifier, to_numpy_inputs
 
-    check_component(cls)
-    data = data or tiny_split()
-    ctx = context(data)
-    defense = cls.from_options({})
-    model = defense.prepare(model or TinyLinear(data.x_train.shape[1]), ctx)
-    model = defense.fit(model, data, TrainingSchedule(epochs=2, lr=0.05, batch_size=16), ctx)
+    defense, data, ctx, model = _trained(cls, data, model)
     model = defense.deploy(model, data, ctx)
     x, y = data.x_test[:n], data.y_test[:n]
     x_np, y_np = to_numpy_inputs(x, y, data.n_classes)
