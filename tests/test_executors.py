@@ -30,7 +30,7 @@ PLUGINS = "moons,qnn,none,gaussian_augmentation,fgsm,iterative"
 BOARD, DEFENSES, SEEDS = "moons-qnn-angle", ["none", "gaussian_augmentation"], [0, 1]
 GRID = ["leaderboard", "run", "--track", "qnn", "--board", BOARD, *[a for d in DEFENSES for a in ("--defense", d)],
         "--seeds", "2", "--epochs", "1", "--n-test", "20", "--no-sweep"]
-N_CELLS = len(DEFENSES) * len(SEEDS) * 6  # clean, fgsm, bim[n_eot=1], bim, pgd, mim (moons: no probe)
+N_CELLS = len(DEFENSES) * len(SEEDS) * 7  # clean, fgsm, bim[n_eot=1], bim, pgd, mim, the large-epsilon probe
 
 
 def run_in_process(store, executor):

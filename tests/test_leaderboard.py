@@ -29,7 +29,10 @@ def board(tmp_path_factory):
     early = cli_run("leaderboard", "build", *GRID, "--store", str(store), "--out", str(out))
     assert early.returncode == 2 and "no qbench store" in early.stderr  # build never computes
     # in-process: the executors have their own tests, and a pool only adds start-up time here
-    run = cli_run("leaderboard", "run", *GRID, "--executor", "inprocess", "--store", str(store))
+    published = tmp / "store"
+    published.mkdir()
+    run = cli_run("leaderboard", "run", *GRID, "--executor", "inprocess", "--store", str(store),
+                  "--published", str(published))
     assert run.returncode == 0, run.stderr
     build = cli_run("leaderboard", "build", *GRID, "--store", str(store), "--out", str(out), "--json")
     assert build.returncode == 0, build.stderr
@@ -46,7 +49,7 @@ def test_entries_are_schema_valid_and_ranked(board):
     assert ga["paper_protocol"]["attack"] == "bim[n_eot=1]"
     assert ga["defense"]["distribution"] == "qbench"
     assert ga["provenance"]["packages"]["torch"].startswith("2.13")
-    assert {c["kind"] for c in ga["cells"]} == {"clean", "attack"}
+    assert {c["kind"] for c in ga["cells"]} == {"clean", "attack", "probe"}
     readme = (board / "qnn" / "moons-qnn-angle" / "README.md").read_text()
     assert "| defense" in readme and "gaussian_augmentation" in readme
 
@@ -87,19 +90,24 @@ def test_schema_rejects_a_broken_entry(board, tmp_path):
 
 def test_verify_passes_and_catches_an_edited_number(board, tmp_path):
     path = board / "qnn" / "moons-qnn-angle" / "gaussian_augmentation.json"
-    ok = cli_run("verify", str(path), "--sample", "2", "--json")
+    published = str(board.parent / "store")
+    ok = cli_run("verify", str(path), "--sample", "2", "--json", "--published", published)
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
-    assert report["ok"] and report["identical"] == 2 and report["largest_difference"] == 0.0
+    assert report["ok"] and report["mismatches"] == [] and report["largest_difference"] == 0.0
+    assert report["identical"] == len(report["cells"]) >= 2  # the ranking cells of one seed and 2 more
 
     entry = json.loads(path.read_text())
     target = next(c for c in entry["cells"] if c["kind"] == "clean")
     target["accuracy"] = max(0.0, target["accuracy"] - 0.3)
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(entry))
-    bad = cli_run("verify", str(edited), "--sample", "40")
+    (edited.parent / "none.json").write_text((path.parent / "none.json").read_text())  # the board, for the recompute
+    bad = cli_run("verify", str(edited), "--sample", "40", "--published", published)
     assert bad.returncode == 1
-    assert "seed 0 clean" in bad.stderr and "DISAGREES" in bad.stderr
+    index = entry["cells"].index(target)
+    assert f"cells[{index}].accuracy: entry" in bad.stderr  # the recomputation names the edited field
+    assert "seed 0 clean" in bad.stdout and "DISAGREES" in bad.stdout  # and the re-run disagrees too
     assert "NOT verified" in bad.stdout and "largest difference 30.0 points" in bad.stdout
 
 
