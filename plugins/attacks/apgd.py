@@ -96,7 +96,7 @@ class _DLRLoss(torch.nn.modules.loss._Loss):
             return dlr.sum()
         if self.reduction == "none":
             return dlr
-        raise NotImplementedError(self.reduction)
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {self.reduction!r}")
 
 
 class _APGD(Attack):
