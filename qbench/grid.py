@@ -41,8 +41,8 @@ BOARDS: dict[str, tuple[Board, ...]] = {
         Board(QNN, "moons-qnn-amplitude", "moons", "qnn", model_options={"encoding": "amplitude"}),
         Board(QNN, "moons-qnn-angle", "moons", "qnn", model_options={"encoding": "angle"}),
         Board(QNN, "ising-qnn", "ising", "qnn"),
-        Board(QNN, "mnist-1v9-qnn", "mnist-1v9", "qnn", n_test=200),
-        Board(QNN, "mnist-1v9-qcnn", "mnist-1v9", "qcnn", n_test=200),
+        Board(QNN, "mnist-1v9-qnn", "mnist-1v9", "qnn"),
+        Board(QNN, "mnist-1v9-qcnn", "mnist-1v9", "qcnn"),
     ),
     # Every adaptive attack here is a noisy forward/backward pass of a CNN per EOT sample: at EOT-20 on
     # 1000 images one (defense, seed) of LeNet is ~3 hours on 2 cores (PGD 930 s, each APGD ~2300 s, the

@@ -27,6 +27,9 @@ w.r.t. inputs and weights (attacks use the exact gradient of the sampled forward
 from __future__ import annotations
 
 import copy
+import logging
+import math
+import os
 from typing import TYPE_CHECKING
 
 import torch
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from qbench.hardware.crosstalk import CrosstalkPlan
 
 _TINY = 1e-12
+log = logging.getLogger("qbench.hardware")
 
 
 class ReadoutNoise(torch.nn.Module):
@@ -97,24 +101,117 @@ class ReadoutNoise(torch.nn.Module):
                 return len(self.qubits) + p * len(self.ks) + self.ks.index(k)
         raise KeyError(f"the pair ({qubit}, {neighbour}) was not characterised")
 
-    def bias_sd(self, values: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Interpolated ``(bias, sd)`` of ``values`` on channels ``rows`` (broadcast to ``values``' shape)."""
+    def _coefficients(self, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The ``(..., 4)`` segment coefficients of ``values`` on channels ``rows``."""
         if self._even:
             segment = ((values.detach() - self._start) * self._inverse_step).floor_().clamp_(0, self.n_segments - 1)
             segment = segment.long()
         else:
             segment = torch.bucketize(values.detach(), self.inner_grid.to(values.dtype))
         index = ((rows * self.n_segments).expand(values.shape) + segment).reshape(-1)
-        c = self.coefficients.to(values.dtype).reshape(-1, 4).index_select(0, index).reshape(*values.shape, 4)
+        return self.coefficients.to(values.dtype).reshape(-1, 4).index_select(0, index).reshape(*values.shape, 4)
+
+    def bias_sd(self, values: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interpolated ``(bias, sd)`` of ``values`` on channels ``rows`` (broadcast to ``values``' shape)."""
+        c = self._coefficients(values, rows)
         bias = c[..., 0] + c[..., 1] * values
         sd = (c[..., 2] + c[..., 3] * values).clamp_min(0.0)
         return bias, sd
 
     def forward(self, values: torch.Tensor, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The read-back of ``values`` (in ``[-1, 1]``) encoded on channels ``rows``: one random draw."""
-        bias, sd = self.bias_sd(values, rows)
+        """The read-back of ``values`` (in ``[-1, 1]``) encoded on channels ``rows``: one random draw.
+
+        Large tensors on an evenly spaced grid go through one compiled loop (:func:`compiled_kernel`) and
+        one autograd node that saves only the derivative (:class:`_FusedReadBack`): the same draw and the
+        same forward, bit for bit, as :meth:`reference` (tested), at a third of its cost: the gather and
+        the dozen elementwise nodes of the composed version are memory traffic, not arithmetic
+        (benchmarks/mapped_attack_step.py). Everything else runs :meth:`reference`'s composition.
+        """
         z = torch.randn(values.shape, generator=generator, dtype=values.dtype, device=values.device)
+        kernel = compiled_kernel() if self._even and values.numel() >= compile_threshold() else None
+        if kernel is None:
+            return self._compose(values, rows, z)
+        needs_slope = torch.is_grad_enabled() and values.requires_grad
+        with torch.no_grad():
+            out, slope = kernel(values.detach(), rows, z, self.coefficients.to(values.dtype).reshape(-1, 4),
+                                self._start, self._inverse_step, self.n_segments, needs_slope)
+        return _FusedReadBack.apply(values, out, slope) if needs_slope else out
+
+    def reference(self, values: torch.Tensor, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`forward` composed of plain torch operations, each differentiated by autograd: the
+        definition the compiled kernel is tested against, and the previous code path of the benchmark."""
+        z = torch.randn(values.shape, generator=generator, dtype=values.dtype, device=values.device)
+        return self._compose(values, rows, z)
+
+    def _compose(self, values: torch.Tensor, rows: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        bias, sd = self.bias_sd(values, rows)
         return values + bias + sd * z
+
+
+def _segment_read_back(values: torch.Tensor, rows: torch.Tensor, z: torch.Tensor, table: torch.Tensor, start: float,
+                       inverse_step: float, n_segments: int, slope: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(read-back, d read-back / d value)`` of ``values`` with draw ``z``: the body of the compiled kernel.
+
+    The read-back in :meth:`ReadoutNoise._compose`'s order of operations (so bit-identical to it); the
+    derivative, if ``slope``, is ``1 + c1 + c3 z`` where the interpolated spread is positive, ``1 + c1``
+    where it is clamped to 0.
+    """
+    segment = ((values - start) * inverse_step).floor().clamp(0, n_segments - 1).long()
+    index = rows * n_segments + segment
+    c0, c1, c2, c3 = table[index, 0], table[index, 1], table[index, 2], table[index, 3]
+    raw_sd = c2 + c3 * values
+    out = values + (c0 + c1 * values) + raw_sd.clamp_min(0.0) * z
+    if not slope:
+        return out, None
+    return out, torch.where(raw_sd > 0, c3 * z, 0.0) + c1 + 1.0
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def compile_threshold() -> float:
+    """Read-backs of at least this many values use the compiled kernel.
+
+    ``QBENCH_COMPILE``: ``0`` never compiles, ``1`` compiles every size; unset, tensors of 200,000 values
+    and more (a batch of CNN activations; compiling costs ~20 s once per process, which small models and
+    the test suite would not earn back).
+    """
+    setting = os.environ.get("QBENCH_COMPILE", "").strip()
+    if setting == "0":
+        return math.inf
+    if setting == "1":
+        return 0
+    return 200_000
+
+
+def compiled_kernel():
+    """:func:`_segment_read_back` compiled by ``torch.compile`` (once per process), or None where it cannot
+    be (no C++ compiler): then the eager composition runs, with one warning."""
+    if "kernel" not in _COMPILED:
+        try:
+            kernel = torch.compile(_segment_read_back, dynamic=True)
+            probe = torch.zeros(2, 3)
+            kernel(probe, torch.zeros(3, dtype=torch.long), probe, torch.zeros(4, 4), -1.0, 1.0, 2, True)
+            _COMPILED["kernel"] = kernel
+        except Exception as exc:  # noqa: BLE001 - a missing toolchain must not stop a run, only slow it
+            log.warning("the read-back kernel could not be compiled (%s: %s); running it eagerly",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            _COMPILED["kernel"] = None
+    return _COMPILED["kernel"]
+
+
+class _FusedReadBack(torch.autograd.Function):
+    """The read-back as one autograd node: its output is computed outside, only its derivative is saved."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, out: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(slope)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        (slope,) = ctx.saved_tensors
+        return grad * slope, None, None
 
 
 def perturb(values: torch.Tensor, qubits: torch.Tensor | int, characterisation: Characterisation,
