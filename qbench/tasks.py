@@ -31,6 +31,7 @@ from safetensors.torch import load_model, save_model
 import qbench
 from qbench.art_bridge import gradient_check
 from qbench.attack import Attack, AttackSkipped, attack_label
+from qbench.circuit_model import reusing_unitaries
 from qbench.context import Context
 from qbench.dataset import DataSplit
 from qbench.defense import Defense
@@ -392,7 +393,8 @@ class CellTask(_Task):
         with ctx.progress.task(f"{attack.name} eps={epsilon:g}", total=len(x)) as bar:
             for i in range(0, len(x), plan.eval_batch_size):
                 xb, yb = x[i : i + plan.eval_batch_size], y[i : i + plan.eval_batch_size]
-                with blame("attack", attack.name, "generate"):
+                # the parameters are frozen here: a circuit's layers can be one cached unitary (exact)
+                with blame("attack", attack.name, "generate"), reusing_unitaries(model):
                     adv = attack.generate(model, xb.clone(), yb.clone(), epsilon, ctx)
                     adv = torch.as_tensor(adv, dtype=xb.dtype).detach()
                 parts.append(check_adversarial(attack.name, xb, adv, epsilon, data))
