@@ -360,6 +360,7 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
         epsilons=epsilons, seeds=list(range(args.seeds)), epochs=args.epochs,
         n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
         quantum_device=args.quantum_device, shots=readout_shots(args.shots, defaults.shots),
+        cascade_gates=defaults.cascade_gates,
     )
     _check_device(args.quantum_device, track)
     return plan

@@ -103,7 +103,7 @@ def board_plan(
         registry, board.track, dataset=(board.dataset, board.dataset_options), model=(board.model, board.model_options),
         defense=(defense, defense_options or {}), attacks=[(n, o) for n, o in defaults.attacks if n in installed],
         epsilons=epsilons, seeds=list(seeds), epochs=board.epochs, n_eot=n_eot, n_repeat=n_repeat,
-        n_test=board.n_test, shots=readout_shots(shots, defaults.shots),
+        n_test=board.n_test, shots=readout_shots(shots, defaults.shots), cascade_gates=defaults.cascade_gates,
         sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
         sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
     )

@@ -95,7 +95,18 @@ def scoring_note(entries: list[dict[str, Any]]) -> str:
             "worst on one set of draws and reports it on a second, fresh set. Intervals are 95% bootstrap intervals "
             "over seeds and test examples together; ranks come from paired comparisons on the same seeds and "
             "examples, and defenses not separated at 95% share a rank (=). Unreliable entries (a failed sanity "
-            "check) are ranked after every reliable one.")
+            "check) are ranked after every reliable one." + cascade_note(first))
+
+
+def cascade_note(entry: dict[str, Any]) -> str:
+    """One sentence on the cascade, for an entry whose suite ran as one (else '')."""
+    gates = entry["protocol"].get("cascade_gates") or []
+    if not gates:
+        return ""
+    return (f" At the ranking epsilon the suite runs as a cascade: {', '.join(gates)} attack every example, the "
+            "other attacks only the examples those (and the clean evaluation) left above zero on the selection "
+            "draws: no point can be selected below zero, so the worst case loses no attack to the cascade "
+            "(docs/protocol.md).")
 
 
 def varying_deployment(entry: dict[str, Any]) -> str:
@@ -154,6 +165,10 @@ def attack_rows(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         if a["status"] == "ok":
             value = pct(a["robust"], with_ci=False)
             strict = pct(a.get("strict"), with_ci=False) if a.get("strict") else "—"
+            if a.get("cascaded"):
+                attacked = a.get("attacked")
+                share = f" on {attacked:.0%} of the examples" if attacked is not None else ""
+                value += f" (cascade: after the gates{share})"
         else:
             value, strict = f"{a['status']}: {a.get('reason', '')}", "—"
         rows.append([a["attack"], a["threat"], f"{a['epsilon']:.4g}", value, strict])

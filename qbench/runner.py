@@ -26,7 +26,7 @@ from qbench.executor import Executor, InProcessExecutor, Outcome
 from qbench.hashing import config_hash
 from qbench.model import Model
 from qbench.progress import Reporter
-from qbench.scoring import SCORING_VERSION
+from qbench.scoring import SCORING_VERSION, Survivors, survivors
 from qbench.store import CellRecord, Store, TrainingRecord
 from qbench.tasks import CellTask, Failure, TrainTask, Workspace, evaluation_split
 from qbench.tracks import QNN
@@ -66,6 +66,10 @@ class Plan:
     #: cheaper attacks also run over a sweep of epsilons, for robustness curves
     sweep_attacks: list[Attack] = field(default_factory=list)
     sweep_epsilons: list[float] = field(default_factory=list)
+    #: the suite as a cascade (issue 17): attack labels run on every example at the ranking epsilons (the
+    #: gates); every other suite attack there runs only on the examples that the clean evaluation and the
+    #: gates left above zero on set A (:func:`qbench.scoring.survivors`). Empty: every attack on every example.
+    cascade_gates: tuple[str, ...] = ()
 
     def attack_cells(self) -> list[tuple[Attack, float]]:
         """Every (attack, epsilon) evaluated: the suite at ``epsilons``, the sweep attacks at ``sweep_epsilons``."""
@@ -95,9 +99,20 @@ class Plan:
             "seed": seed,
         }
 
-    def cell_spec(self, train_key: str, attack: Attack | None, epsilon: float | None, kind: str) -> dict[str, Any]:
-        """The full configuration of one cell (its trained model's key plus the evaluation settings)."""
-        extra = {"gradient_check_examples": self.gradient_check_examples} if kind == "clean" else {}
+    def cascaded(self, attack: Attack, epsilon: float) -> bool:
+        """Whether the cell of ``attack`` at ``epsilon`` runs on the gates' survivors only."""
+        return bool(self.cascade_gates) and epsilon in self.epsilons and attack_label(attack) not in \
+            self.cascade_gates and any(attack is a for a in self.attacks)
+
+    def cell_spec(self, train_key: str, attack: Attack | None, epsilon: float | None, kind: str,
+                  after: list[str] | None = None) -> dict[str, Any]:
+        """The full configuration of one cell (its trained model's key plus the evaluation settings).
+
+        ``after``: the keys of the gate cells (clean first) a cascaded cell's examples are chosen by.
+        """
+        extra: dict[str, Any] = {"gradient_check_examples": self.gradient_check_examples} if kind == "clean" else {}
+        if after:
+            extra["cascade_after"] = list(after)
         return {
             **extra,
             "qbench": qbench.__version__,
@@ -149,6 +164,8 @@ class _Cell:
     spec: dict[str, Any]
     attack: Attack | None
     epsilon: float | None
+    #: a cascaded cell's gate cells (clean first), whose bits choose the examples it runs on
+    gates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -262,8 +279,20 @@ class Runner:
             todo.append((plan.probe, plan.probe_epsilon, "probe"))
         cells = []
         for attack, epsilon, kind in todo:
+            if attack is not None and kind == "attack" and plan.cascaded(attack, epsilon):
+                continue
             spec = plan.cell_spec(train_key, attack, epsilon, kind)
             cells.append(_Cell(config_hash(spec), spec, attack, epsilon))
+        # cascaded cells: keyed by their gates' keys, so new gate results mean a new cell
+        for attack, epsilon, kind in todo:
+            if attack is None or kind != "attack" or not plan.cascaded(attack, epsilon):
+                continue
+            gates = [cells[0].key] + [c.key for c in cells if c.attack is not None and c.epsilon == epsilon
+                                      and c.spec["kind"] == "attack" and attack_label(c.attack) in plan.cascade_gates]
+            spec = plan.cell_spec(train_key, attack, epsilon, kind, after=gates)
+            cells.append(_Cell(config_hash(spec), spec, attack, epsilon, gates))
+        positions = {(id(a), e, k): i for i, (a, e, k) in enumerate(todo)}
+        cells.sort(key=lambda c: positions[(id(c.attack), c.epsilon, c.spec["kind"])])  # back in suite order
         return _Seed(seed, train_key, train_spec, cells)
 
     def _read_only(self, job: _Job) -> RunResult | QBenchError:
@@ -296,6 +325,18 @@ class Runner:
         owners: dict[str, list[_Job]] = {}  # cell key -> the jobs it is a cell of
         tasks: dict[str, CellTask] = {}  # cell key -> its task
         waiting: dict[str, list[CellTask]] = {}  # train key -> cells waiting for that training
+        blocked: list[CellTask] = []  # cascaded cells waiting for their gate cells
+
+        def release(task: CellTask) -> None:
+            """Submit ``task``, a cascaded one once every gate cell has a record (its survivors known)."""
+            if not task.gates:
+                executor.submit(("cell", task.key), task)
+            elif all(g in records for g in task.gates):
+                task.survivors = gate_survivors([records[g] for g in task.gates])
+                executor.submit(("cell", task.key), task)
+            else:
+                blocked.append(task)
+
         executor.preload(sorted({type(c).__module__ for job in jobs for c in _components(job.plan)}))
         for job in jobs:
             for s in job.seeds:
@@ -316,7 +357,7 @@ class Runner:
                 tasks.update((t.key, t) for t in cell_tasks)
                 if training is not None:
                     for task in cell_tasks:
-                        executor.submit(("cell", task.key), task)
+                        release(task)
                     continue
                 if s.train_key not in waiting:
                     waiting[s.train_key] = []
@@ -327,7 +368,7 @@ class Runner:
                 for outcome in executor.wait():
                     kind, key = outcome.token
                     if kind == "train":
-                        finished = self._training_done(outcome, waiting.pop(key))
+                        finished = self._training_done(outcome, waiting.pop(key), release)
                     else:
                         finished = [self._cell_done(outcome, tasks[key])]
                     for record in finished:
@@ -339,6 +380,11 @@ class Runner:
                         for job in owners[record.key]:
                             job.computed += 1
                         bar.advance()
+                    if finished and blocked:
+                        ready = [t for t in blocked if all(g in records for g in t.gates)]
+                        blocked[:] = [t for t in blocked if t not in ready]
+                        for task in ready:
+                            release(task)
         return records
 
     def _train_task(self, job: _Job, s: _Seed) -> TrainTask:
@@ -350,7 +396,7 @@ class Runner:
         return CellTask(
             job.plan, s.seed, self.workspace, *self._task_extras(job), train_key=s.train_key,
             weights=training.weights if training else f"{s.train_key}.safetensors", key=cell.key, spec=cell.spec,
-            attack=cell.attack, epsilon=cell.epsilon,
+            attack=cell.attack, epsilon=cell.epsilon, gates=list(cell.gates),
         )
 
     def _task_extras(self, job: _Job) -> tuple[int | None, DataSplit | None, Reporter | None]:
@@ -362,14 +408,14 @@ class Runner:
             return threads, job.data, self.reporter
         return threads, None, None
 
-    def _training_done(self, outcome: Outcome, waiting: list[CellTask]) -> list[CellRecord]:
-        """Store the training and submit its cells, or record every cell waiting for it as failed."""
+    def _training_done(self, outcome: Outcome, waiting: list[CellTask], release: Callable[[CellTask], None]) -> list[CellRecord]:
+        """Store the training and ``release`` its cells, or record every cell waiting for it as failed."""
         value = outcome.value
         if isinstance(value, TrainingRecord):
             self.store.put_training(value)
             for task in waiting:
                 task.weights = value.weights
-                self.executor.submit(("cell", task.key), task)
+                release(task)
             return []
         if isinstance(value, Failure):
             reason, trace = value.reason, value.traceback
@@ -389,6 +435,20 @@ class Runner:
             reason = f"the cell raised {type(outcome.error).__name__}: {outcome.error}"
         self.log(f"failed: {reason}")
         return task.failed(reason, 0)
+
+
+def gate_survivors(gates: list[CellRecord]) -> Survivors | str:
+    """The survivors of a cascaded cell's gate records (clean first), or why there are none.
+
+    A skipped gate (an attack that does not apply to the task) breaks nothing; a failed gate makes the
+    cascaded cell fail too, so that both are retried together and the cell's examples are never chosen
+    from a partial set of gates.
+    """
+    failed = [g for g in gates if g.status == "failed"]
+    if failed:
+        label = failed[0].attack or "the clean evaluation"
+        return f"not run: its cascade gate {label} failed ({failed[0].error})"
+    return survivors([g.correct for g in gates if g.correct is not None])
 
 
 def _components(plan: Plan) -> list[Component]:

@@ -87,6 +87,32 @@ class WorstCase:
     selected: np.ndarray
 
 
+@dataclass(frozen=True)
+class Survivors:
+    """Which examples a cascaded attack runs on, and the bits it inherits for the others (issue 17)."""
+
+    #: per example: not yet at zero expected correctness on set A under any gate
+    mask: np.ndarray
+    #: ``(n, 2 R)``: for the examples not attacked, the bits of the gate point the worst case selects
+    inherited: np.ndarray
+
+
+def survivors(gates: Sequence[np.ndarray]) -> Survivors:
+    """The examples still standing after the ``gates`` (the clean cell first, then the gate attacks' cells).
+
+    An example is broken when some gate leaves it at zero mean correctness on set A: no further point can
+    score lower there, so :func:`worst_case` would select a zero either way. A cascaded attack runs only
+    on the others; for a broken example its cell inherits the bits of the gate point :func:`worst_case`
+    selects among the gates (the last of the zeros), so that the worst case over every candidate, and its
+    B value, come out exactly as if the attack had been tried there and had not done better than zero.
+    """
+    chosen = worst_case(gates)
+    stacked = np.stack([np.asarray(g, dtype=bool) for g in gates])
+    inherited = stacked[chosen.selected, np.arange(stacked.shape[1])]
+    broken = ~draw_sets(inherited)[0].any(axis=1)
+    return Survivors(~broken, inherited)
+
+
 def worst_case(candidates: Sequence[np.ndarray]) -> WorstCase:
     """Select on set A, report on set B, over ``candidates`` (each a cell's ``(n, 2 R)`` bits).
 

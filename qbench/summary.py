@@ -10,12 +10,30 @@ import numpy as np
 from qbench.attack import attack_label
 from qbench.checks import run_checks
 from qbench.runner import RunResult, component_ref
-from qbench.scoring import SCORING_VERSION, estimate, expected_correct, relative_improvement, strict_correct, worst_case
+from qbench.scoring import (
+    SCORING_VERSION, estimate, expected_correct, relative_improvement, strict_correct, survivors, worst_case,
+)
 from qbench.store import CellRecord
 
 
 def _values(cells: list[CellRecord], rule) -> list[np.ndarray]:
     return [rule(c.correct) for c in cells]
+
+
+def _cascade_candidates(plan, candidates: list, epsilon: float) -> list[np.ndarray]:
+    """The candidates' bits, with a cascaded cell's inherited rows (examples it did not attack) set to
+    all-correct: the gate point they copy is itself a candidate, so the worst case takes the same values
+    and is attributed to the gate attack that broke the example rather than to the copy."""
+    bits = [c.correct for c in candidates]
+    cascaded = [i for i, c in enumerate(candidates) if c.kind == "attack" and "cascade" in c.info]
+    if not cascaded:
+        return bits
+    gates = [c.correct for c in candidates if c.kind == "clean" or (c.attack in plan.cascade_gates)]
+    standing = survivors(gates).mask
+    for i in cascaded:
+        bits[i] = bits[i].copy()
+        bits[i][~standing] = True
+    return bits
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
@@ -47,6 +65,11 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "robust": estimate(_values(ok, expected_correct)).to_dict() if complete else None,
             "strict": estimate(_values(ok, strict_correct)).to_dict() if complete else None,
         }
+        if plan.cascaded(attack, epsilon):
+            # a stage of the cascade: the examples it did not attack keep the gates' worst point
+            attacked = sum(c.info.get("cascade", {}).get("attacked", 0) for c in ok)
+            row["cascaded"] = True
+            row["attacked"] = attacked / (len(ok) * n) if complete and n else None
         problems = [c.error for c in cells if c.status != "ok"]
         if problems:
             row["reason"] = problems[0]
@@ -61,7 +84,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
             candidates = [c for c in s.cells if c.kind == "clean"]
             candidates += [c for c in s.cells if c.kind == "attack" and c.epsilon == epsilon and c.status == "ok"]
             included.update(c.attack for c in candidates[1:])
-            w = worst_case([c.correct for c in candidates])
+            w = worst_case(_cascade_candidates(plan, candidates, epsilon))
             values.append(w.value)
             strict.append(w.strict)
             for index, count in zip(*np.unique(w.selected, return_counts=True)):
@@ -98,7 +121,9 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "schedule": dataclasses.asdict(plan.schedule),
         "protocol": {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "n_test": plan.n_test,
                      "quantum_device": plan.quantum_device, "shots": plan.shots,
-                     "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION},
+                     "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION,
+                     # only where the suite ran as a cascade (entries without it ran every attack on all)
+                     **({"cascade_gates": list(plan.cascade_gates)} if plan.cascade_gates else {})},
         "clean": estimate(_values(clean_cells, expected_correct)).to_dict(),
         "clean_strict": estimate(_values(clean_cells, strict_correct)).to_dict(),
         "attacks": attacks,

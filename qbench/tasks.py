@@ -41,6 +41,7 @@ from qbench.model import is_stochastic
 from qbench.progress import Reporter
 from qbench.readout import has_quantum_readout
 from qbench.rng import derive_seed, isolated_rng
+from qbench.scoring import Survivors
 from qbench.store import CellRecord, TrainingRecord
 
 if TYPE_CHECKING:
@@ -260,6 +261,10 @@ class CellTask(_Task):
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)
     attack: Attack | None = None
     epsilon: float | None = None
+    #: a cascaded cell's gate cell keys (see ``Plan.cascade_gates``), and, set by the runner once they are
+    #: all stored, the examples to attack (or why the cell cannot run)
+    gates: list[str] = dataclasses.field(default_factory=list)
+    survivors: Survivors | str | None = None
 
     def failed(self, reason: str, n: int, seconds: float = 0.0, trace: str = "") -> CellRecord:
         """This cell as a failed record with ``reason``."""
@@ -278,6 +283,8 @@ class CellTask(_Task):
     def __call__(self) -> CellRecord:
         start = time.perf_counter()
         n = len(self.data.y_test) if self.data is not None else 0
+        if isinstance(self.survivors, str):
+            return self.failed(self.survivors, n)
         with torch_threads(self.threads):
             try:
                 data = self.split()
@@ -343,8 +350,14 @@ class CellTask(_Task):
                 # attacks need input gradients only: weight gradients would be computed and thrown away
                 for parameter in model.parameters():
                     parameter.requires_grad_(False)
+                attacked = self.survivors.mask if isinstance(self.survivors, Survivors) else np.ones(len(y), bool)
                 try:
-                    points = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
+                    points = x.clone()
+                    if attacked.all():
+                        points = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
+                    elif attacked.any():
+                        index = torch.as_tensor(np.flatnonzero(attacked))
+                        points[index] = self._generate(attack, model, x[index], y[index], float(self.epsilon), data, ctx)
                 except AttackSkipped as exc:
                     return CellRecord(
                         **base, status="skipped", n_correct=0, accuracy=None, correct=None, info={},
@@ -354,7 +367,13 @@ class CellTask(_Task):
                     "max_perturbation": float((points - x).abs().max()) if len(x) else 0.0,
                     "threat": attack.threat,
                 }
+                if isinstance(self.survivors, Survivors):
+                    info["cascade"] = {"gates": len(self.gates), "attacked": int(attacked.sum())}
+        # every example is predicted, attacked or not, so that the evaluation batches (and with them the
+        # common random numbers) are those of every other cell
         bits = self._draws(model, points, y, data)
+        if attack is not None and isinstance(self.survivors, Survivors):
+            bits[~self.survivors.mask] = self.survivors.inherited[~self.survivors.mask]
         draws = bits.shape[1] // 2
         info.update({
             "stochastic": is_stochastic(model),

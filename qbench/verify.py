@@ -214,6 +214,12 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         if attack_label(registry.create("attack", row["name"], row["config"], track)) != cell["attack"]:
             raise UsageError(f"attack {cell['attack']!r} cannot be rebuilt from its config")
         attacks, epsilons = [(row["name"], row["config"])], [cell["epsilon"]]
+        gates = protocol.get("cascade_gates") or []
+        if cell["attack"] not in gates and any(a["attack"] == cell["attack"] and a["epsilon"] == cell["epsilon"]
+                                               for a in entry["attacks"] if a.get("cascaded")):
+            # a cascaded cell is re-run behind its gates, which are re-run too (its key names theirs)
+            rows = [a for a in entry["attacks"] if a["attack"] in gates and a["epsilon"] == cell["epsilon"]]
+            attacks = [(a["name"], a["config"]) for a in rows] + attacks
     # the stored defense config already has its threat filled in (at_threat leaves a filled config as is)
     return make_plan(
         registry, track, dataset=(entry["dataset"]["name"], entry["dataset"]["config"]),
@@ -221,7 +227,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         defense=(entry["defense"]["name"], entry["defense"]["config"]), attacks=attacks, epsilons=epsilons,
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
-        quantum_device=protocol.get("quantum_device"),
+        quantum_device=protocol.get("quantum_device"), cascade_gates=tuple(protocol.get("cascade_gates") or ()),
     )
 
 
@@ -249,7 +255,10 @@ def verify(
             if data is None:
                 data = runner.load_data(plan.dataset)
             result = runner.run(plan, data)
-            stored = [c for c in result.seeds[0].cells if c.kind == cell["kind"]][0]
+            stored = next((c for c in result.seeds[0].cells if c.key == cell["key"]), None)
+            if stored is None:  # the re-built plan does not name the entry's cell: the entry is not reproducible
+                raise UsageError(f"cell {cell['attack'] or cell['kind']} (seed {cell['seed']}) cannot be rebuilt "
+                                 f"from the entry's protocol: its key {cell['key']} is not the re-built plan's")
             original = bits.get(cell["key"])
             same_platform = original is not None and original.qbench_version == stored.qbench_version and \
                 original.info.get("platform") == stored.info.get("platform")

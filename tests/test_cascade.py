@@ -1,0 +1,171 @@
+"""The ranking-epsilon suite as a cascade (issue 17): the gates on every example, the rest on the survivors.
+
+Real runs of the tiny generated problem through the runner into real SQLite stores: a deterministic model
+(the worst case must be exactly the full suite's), a stochastic one written as a third party would, a
+recording attack that shows which examples it was given, and a failing gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import fault_plugins
+import numpy as np
+import pytest
+import torch
+
+import qbench
+from qbench import Attack
+from qbench.dataset import TrainingSchedule
+from qbench.executor import ProcessPool
+from qbench.registry import load_registry
+from qbench.runner import Plan, Runner
+from qbench.scoring import survivors, worst_case
+from qbench.store import Store
+from qbench.summary import summarize
+from test_scoring_v2_runs import _Plugins as ScoringPlugins
+
+SEEN: list[int] = []
+
+
+class Recording(Attack):
+    """PGD-like sign steps that also records how many examples each call was given."""
+
+    name = "cascade_recording"
+    description = "three signed-gradient steps; records its batch sizes"
+    tracks = ("qnn",)
+    threat = "white-box"
+    iterative = True
+
+    def generate(self, model, x, y, epsilon, ctx):
+        SEEN.append(len(x))
+        adv = x.clone()
+        for _ in range(3):
+            adv.requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(model(adv), y)
+            (grad,) = torch.autograd.grad(loss, adv)
+            adv = (x + (adv.detach() + epsilon / 2 * grad.sign() - x).clamp(-epsilon, epsilon)).clamp(0, 1)
+        return adv.detach()
+
+
+class _Plugins:
+    @qbench.hookimpl
+    def register_attacks(self, register):
+        register(Recording)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry([("faults", fault_plugins), ("v2", ScoringPlugins()), ("cascade", _Plugins())])
+
+
+def plan(registry, defense: str, attacks: list[str], gates: tuple[str, ...], epsilons=(0.3,)) -> Plan:
+    create = registry.create
+    return Plan(
+        track="qnn", dataset=create("dataset", "tiny_box"), model=create("model", "tiny_linear"),
+        defense=create("defense", defense), epsilons=list(epsilons), seeds=[0, 1],
+        attacks=[create("attack", a) for a in attacks],
+        schedule=TrainingSchedule(epochs=3, lr=0.05, batch_size=16), n_eot=2, n_repeat=6, cascade_gates=gates,
+    )
+
+
+def worst(summary, epsilon=0.3):
+    return next(w for w in summary["worst_case"] if w["epsilon"] == epsilon)
+
+
+def test_survivors_are_the_examples_no_gate_brought_to_zero_on_set_a():
+    clean = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 0, 0]], dtype=bool)  # R = 2
+    gate = np.array([[1, 0, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 1, 0]], dtype=bool)
+    s = survivors([clean, gate])
+    # example 0: A means 1, .5 -> standing; 1: gate A = 0 -> broken; 2: clean A = 0 -> broken; 3: gate A = 0
+    assert s.mask.tolist() == [True, False, False, False]
+    # a broken example inherits the bits worst_case selects among the gates (the last of the zeros)
+    assert s.inherited[1].tolist() == gate[1].tolist()
+    assert s.inherited[2].tolist() == clean[2].tolist()
+    assert s.inherited[3].tolist() == gate[3].tolist()
+    chosen = worst_case([clean, gate])
+    assert np.array_equal(s.inherited[~s.mask][:, 2:].mean(axis=1), chosen.value[~s.mask])
+
+
+def test_a_deterministic_cascade_keeps_the_full_suites_worst_case_and_attacks_only_survivors(registry, tmp_path):
+    attacks = ["fgsm", "pgd", "cascade_recording"]
+    with Store.open(tmp_path / "full.sqlite") as store:
+        full = summarize(Runner(store).run(plan(registry, "none", attacks, ())))
+    SEEN.clear()
+    with Store.open(tmp_path / "cascade.sqlite") as store:
+        result = Runner(store).run(plan(registry, "none", attacks, ("fgsm", "pgd")))
+        cells = store.cells()
+    cascade = summarize(result)
+    assert worst(cascade)["robust"] == worst(full)["robust"]
+    assert worst(cascade)["strict"] == worst(full)["strict"]
+    recorded = [c for c in cells if c.attack == "cascade_recording"]
+    assert len(recorded) == 2
+    standing = []
+    for c in recorded:
+        seed_cells = [x for x in cells if x.seed == c.seed]
+        gates = [x.correct for x in seed_cells if x.kind == "clean"] + \
+                [x.correct for x in seed_cells if x.attack in ("fgsm", "pgd")]
+        mask = survivors(gates).mask
+        standing.append(int(mask.sum()))
+        assert c.info["cascade"] == {"gates": 3, "attacked": int(mask.sum())}
+        assert c.spec["cascade_after"] == [x.key for x in seed_cells if x.kind == "clean"] + \
+            [x.key for x in seed_cells if x.attack in ("fgsm", "pgd")]
+    assert 0 < sum(standing) < 2 * 32  # the gates broke some examples and left others
+    assert sorted(SEEN) == sorted(n for n in standing if n)  # the attack was handed the survivors only
+    row = next(a for a in cascade["attacks"] if a["attack"] == "cascade_recording")
+    assert row["cascaded"] is True and row["attacked"] == pytest.approx(sum(standing) / 64)
+    gate_row = next(a for a in cascade["attacks"] if a["attack"] == "pgd")
+    assert "cascaded" not in gate_row  # a gate's number is the attack on its own
+    # the cascade stage's number counts the gates' breaks: it is not above the full suite's worst case...
+    # ...for a deterministic model it is the worst case over gates and the stage exactly
+    assert row["robust"]["mean"] >= worst(cascade)["robust"]["mean"]
+    assert worst(cascade)["selected"].get("cascade_recording", 0) <= sum(standing)
+
+
+def test_a_stochastic_cascade_runs_and_never_attributes_breaks_to_inherited_copies(registry, tmp_path):
+    attacks = ["fgsm", "pgd", "cascade_recording"]
+    with Store.open(tmp_path / "s.sqlite") as store:
+        result = Runner(store).run(plan(registry, "v2_noisy_logits", attacks, ("fgsm", "pgd")))
+        cells = store.cells()
+    summary = summarize(result)
+    for c in cells:
+        if c.attack == "cascade_recording":
+            seed_cells = [x for x in cells if x.seed == c.seed]
+            gates = [x.correct for x in seed_cells if x.kind == "clean"] + \
+                    [x.correct for x in seed_cells if x.attack in ("fgsm", "pgd")]
+            s = survivors(gates)
+            assert np.array_equal(c.correct[~s.mask], s.inherited[~s.mask])
+    selected = worst(summary)["selected"]
+    attacked = sum(c.info["cascade"]["attacked"] for c in cells if c.attack == "cascade_recording")
+    assert selected.get("cascade_recording", 0) <= attacked
+
+
+def test_a_failed_gate_fails_its_cascaded_cells_and_both_are_retried(registry, tmp_path):
+    gates = ("fgsm", "fault_generate_raises")
+    with Store.open(tmp_path / "s.sqlite") as store:
+        result = Runner(store).run(plan(registry, "none", ["fgsm", "fault_generate_raises", "pgd"], gates))
+        cascaded = [c for s in result.seeds for c in s.cells if c.attack == "pgd"]
+    assert cascaded and all(c.status == "failed" for c in cascaded)
+    assert all("cascade gate fault_generate_raises failed" in c.error for c in cascaded)
+
+
+def test_the_pool_executor_gives_the_same_cascaded_bits(registry, tmp_path):
+    attacks = ["fgsm", "pgd", "cascade_recording"]
+    p = plan(registry, "none", attacks, ("fgsm", "pgd"))
+    with Store.open(tmp_path / "a.sqlite") as store:
+        Runner(store).run(p)
+        inprocess = {c.key: c.correct for c in store.cells()}
+    with Store.open(tmp_path / "b.sqlite") as store:
+        with ProcessPool(workers=2) as executor:
+            Runner(store, executor=executor).run(p)
+        pooled = {c.key: c.correct for c in store.cells()}
+    assert inprocess.keys() == pooled.keys()
+    assert all(np.array_equal(inprocess[k], pooled[k]) for k in inprocess)
+
+
+def test_without_gates_nothing_is_cascaded(registry):
+    p = plan(registry, "none", ["fgsm", "pgd"], ())
+    assert not any(p.cascaded(a, 0.3) for a in p.attacks)
+    p = dataclasses.replace(p, cascade_gates=("fgsm",))
+    assert [p.cascaded(a, 0.3) for a in p.attacks] == [False, True]
+    assert not p.cascaded(p.attacks[1], 0.1)  # only at the ranking epsilons
