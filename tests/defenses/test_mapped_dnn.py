@@ -65,6 +65,30 @@ def test_adversarial_training_is_madry_pgd_at_the_plans_epsilon_on_the_mapped_tr
     cifar = REGISTRY.create("defense", "adversarial_training", {}, "mapped-dnn").at_threat(8 / 255)
     assert cifar.config.epsilon == 8 / 255 and cifar.config.steps == 10 and cifar.config.random_start
     assert abs(cifar.config.step_size - 2.5 * (8 / 255) / 10) < 1e-12
+    assert cifar.config.refresh == "batch" and qnn.config.refresh == "epoch"  # Madry per batch; Lu et al. per epoch
     # a user's option still wins over the track's default
     mine = REGISTRY.create("defense", "adversarial_training", {"epsilon": "0.2", "steps": "4"}, "mapped-dnn")
     assert mine.at_threat(0.1).config.epsilon == 0.2 and mine.at_threat(0.1).config.step_size == 0.125
+
+
+def test_madry_refresh_attacks_every_batch_against_the_current_weights(monkeypatch):
+    import qbench_plugins.defenses.adversarial_training as module
+    from qbench.context import Context
+    from qbench.testing import tiny_split
+
+    data = tiny_split(n_train=100)
+    calls = []
+    real = module.bim_examples
+
+    def recording(model, x, y, *args):
+        calls.append((len(x), [p.detach().clone() for p in model.parameters()]))
+        return real(model, x, y, *args)
+
+    monkeypatch.setattr(module, "bim_examples", recording)
+    defense = REGISTRY.create("defense", "adversarial_training", {}, "mapped-dnn").at_threat(0.1)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    ctx = Context(seed=0, data=data)
+    defense.fit(model, data, TrainingSchedule(epochs=2, lr=0.05, batch_size=32), ctx)
+    assert [n for n, _ in calls] == [32, 32, 32, 4] * 2  # every mini-batch of both epochs, nothing else
+    # each batch is attacked against the weights the previous step left, not a stale copy
+    assert not torch.equal(calls[0][1][0], calls[1][1][0])
