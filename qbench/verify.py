@@ -207,6 +207,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
     track = entry["track"]
     protocol = entry["protocol"]
     attacks, epsilons = [], []
+    gates: tuple[str, ...] = ()  # only a cascaded cell's plan needs the cascade
     if cell["kind"] == "attack":
         row = next((a for a in entry["attacks"] if a["attack"] == cell["attack"] and a["epsilon"] == cell["epsilon"]), None)
         if row is None:
@@ -214,10 +215,9 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         if attack_label(registry.create("attack", row["name"], row["config"], track)) != cell["attack"]:
             raise UsageError(f"attack {cell['attack']!r} cannot be rebuilt from its config")
         attacks, epsilons = [(row["name"], row["config"])], [cell["epsilon"]]
-        gates = protocol.get("cascade_gates") or []
-        if cell["attack"] not in gates and any(a["attack"] == cell["attack"] and a["epsilon"] == cell["epsilon"]
-                                               for a in entry["attacks"] if a.get("cascaded")):
+        if row.get("cascaded"):
             # a cascaded cell is re-run behind its gates, which are re-run too (its key names theirs)
+            gates = tuple(protocol.get("cascade_gates") or ())
             rows = [a for a in entry["attacks"] if a["attack"] in gates and a["epsilon"] == cell["epsilon"]]
             attacks = [(a["name"], a["config"]) for a in rows] + attacks
     # the stored defense config already has its threat filled in (at_threat leaves a filled config as is)
@@ -227,7 +227,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         defense=(entry["defense"]["name"], entry["defense"]["config"]), attacks=attacks, epsilons=epsilons,
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
-        quantum_device=protocol.get("quantum_device"), cascade_gates=tuple(protocol.get("cascade_gates") or ()),
+        quantum_device=protocol.get("quantum_device"), cascade_gates=gates,
     )
 
 

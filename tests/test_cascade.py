@@ -169,3 +169,26 @@ def test_without_gates_nothing_is_cascaded(registry):
     p = dataclasses.replace(p, cascade_gates=("fgsm",))
     assert [p.cascaded(a, 0.3) for a in p.attacks] == [False, True]
     assert not p.cascaded(p.attacks[1], 0.1)  # only at the ranking epsilons
+
+
+def test_verify_rebuilds_a_cascaded_cells_plan_with_its_gates(registry, tmp_path):
+    """``qbench verify`` re-runs a cascaded cell behind its gates: the plan it builds from the entry names
+    the entry's cell key (which names the gates' keys), and re-running it reproduces the stored bits."""
+    from qbench.entry import build_entry
+    from qbench.verify import _plan
+
+    p = plan(registry, "none", ["fgsm", "pgd", "cascade_recording"], ("fgsm", "pgd"))
+    with Store.open(tmp_path / "s.sqlite") as store:
+        result = Runner(store).run(p)
+        stored = {c.key: c for c in store.cells()}
+    summary = summarize(result)
+    cells = [{"key": c.key, "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon,
+              "status": c.status, "accuracy": c.accuracy} for s in result.seeds for c in s.cells]
+    entry = build_entry(summary, None, "tiny", 0.3, {}, cells, build_commit="x")
+    assert entry["protocol"]["cascade_gates"] == ["fgsm", "pgd"]
+    cell = next(c for c in cells if c["attack"] == "cascade_recording" and c["seed"] == 1)
+    rebuilt = _plan(registry, entry, cell)
+    with Store.open(tmp_path / "fresh.sqlite") as store:
+        again = Runner(store).run(rebuilt)
+    record = next(c for c in again.seeds[0].cells if c.key == cell["key"])
+    assert np.array_equal(record.correct, stored[cell["key"]].correct)
