@@ -28,7 +28,7 @@ class Blobs28(Dataset):
 def run(tmp_path, defense, options):
     plan = Plan(
         track="mapped-dnn", dataset=Blobs28(), model=REGISTRY.create("model", "lenet"),
-        defense=REGISTRY.create("defense", defense, options),
+        defense=REGISTRY.create("defense", defense, options).at_threat(0.2),
         attacks=[REGISTRY.create("attack", "noiseless-fgsm"), REGISTRY.create("attack", "fgsm")],
         epsilons=[0.2], seeds=[0], schedule=TrainingSchedule(2, 0.002, 32), n_eot=2, n_repeat=2,
     )
@@ -92,3 +92,12 @@ def test_madry_refresh_attacks_every_batch_against_the_current_weights(monkeypat
     assert [n for n, _ in calls] == [32, 32, 32, 4] * 2  # every mini-batch of both epochs, nothing else
     # each batch is attacked against the weights the previous step left, not a stale copy
     assert not torch.equal(calls[0][1][0], calls[1][1][0])
+
+
+def test_qnad_selects_its_crosstalk_level_at_the_boards_epsilon():
+    cifar = REGISTRY.create("defense", "qnad", {}, "mapped-dnn").at_threat(8 / 255)
+    mnist = REGISTRY.create("defense", "qnad", {}, "mapped-dnn").at_threat(0.1)
+    assert cifar.config.select_epsilon == 8 / 255 and mnist.config.select_epsilon == 0.1
+    # a user's selection epsilon wins; on MNIST the filled-in config is the one the old default gave
+    assert REGISTRY.create("defense", "qnad", {"select_epsilon": "0.05"}, "mapped-dnn").at_threat(0.1).config.select_epsilon == 0.05
+    assert mnist.config_dict()["select_epsilon"] == 0.1
