@@ -244,11 +244,12 @@ class MappedLayer(torch.nn.Module):
     stochastic = True
 
     def __init__(self, layer: torch.nn.Module, noise: ReadoutNoise, weight_rows: torch.Tensor | None,
-                 activations: bool, source: _RandomSource) -> None:
+                 activations: bool, source: _RandomSource, activation_scale: str = "example") -> None:
         super().__init__()
         self.layer = layer
         self.noise = noise
         self.activations = activations
+        self.activation_scale = activation_scale
         self._source = source
         if weight_rows is not None:
             self.register_buffer("weight_rows", weight_rows)
@@ -283,14 +284,20 @@ class MappedLayer(torch.nn.Module):
             out = self.layer._conv_forward(x, weight, self.layer.bias)
         if not self.activations:
             return out
-        batch_shape = (out.shape[0],) + (1,) * (out.dim() - 1)
-        scale = out.reshape(out.shape[0], -1).abs().amax(dim=1).clamp_min(_TINY).reshape(batch_shape)
+        if self.activation_scale == "channel" and out.dim() > 2:
+            # per (example, channel): a channel of small activations is no longer read against the layer's
+            # largest value
+            scale = out.abs().amax(dim=tuple(range(2, out.dim())), keepdim=True).clamp_min(_TINY)
+        else:
+            batch_shape = (out.shape[0],) + (1,) * (out.dim() - 1)
+            scale = out.reshape(out.shape[0], -1).abs().amax(dim=1).clamp_min(_TINY).reshape(batch_shape)
         rows = self._rows_for(tuple(out.shape[1:]), out.device)
         return scale * self.noise(out / scale, rows, self._source.generator)
 
     def extra_repr(self) -> str:
         """Which values go through the read-back (shown when the module is printed)."""
-        return f"weights={self.weight_rows is not None}, activations={self.activations}"
+        return (f"weights={self.weight_rows is not None}, activations={self.activations}, "
+                f"activation_scale={self.activation_scale}")
 
 
 class MappedModel(torch.nn.Module):
@@ -332,14 +339,20 @@ def map_to_hardware(
     activations: bool = True,
     crosstalk: "CrosstalkPlan | None" = None,
     generator: torch.Generator | None = None,
+    activation_scale: str = "example",
 ) -> MappedModel:
     """A copy of ``model`` executed "on the backend" of ``characterisation`` (see the module docstring).
 
     ``weights`` / ``activations``: which values go through the read-back. ``crosstalk``: a placement from
     :func:`qbench.hardware.place_crosstalk` for this model; its weights use the crosstalk curves of their
     ``(qubit, neighbour, k)`` instead of the intrinsic ones. ``generator``: where the noise comes from.
-    ``model`` itself is left unchanged. The result has ``stochastic = True``.
+    ``activation_scale``: what an activation is scaled by before its read-back, ``example`` (the largest
+    |value| of the example's whole layer output, the module docstring's mapping) or ``channel`` (of its
+    channel, for convolution outputs; dense layers keep the example's). ``model`` itself is left
+    unchanged. The result has ``stochastic = True``.
     """
+    if activation_scale not in ("example", "channel"):
+        raise UsageError(f"activation_scale must be 'example' or 'channel', not {activation_scale!r}")
     copied = copy.deepcopy(model)
     layers = mapped_layers(copied)
     if not layers:
@@ -363,7 +376,7 @@ def map_to_hardware(
                     for q, m in zip(qubits.tolist(), crosstalk.neighbours[name].tolist())
                 ], dtype=torch.long)
             rows = rows.reshape(layer.weight.shape)
-        wrapped = MappedLayer(layer, noise, rows, activations, source)
+        wrapped = MappedLayer(layer, noise, rows, activations, source, activation_scale)
         if not name:  # the model is itself a single Conv/Linear layer
             copied = wrapped
             continue

@@ -1,0 +1,91 @@
+"""Why the mapped VGG16 on CIFAR-100 is at chance: which part of the mapping costs its accuracy, measured.
+
+The suspected cause (issue 20): every convolution's output is scaled by the example's largest |value| over
+the whole layer before its read-back, so the read-back's spread (~0.03) and bias (up to 0.12) are relative to
+the largest activation and swamp the many small ones, compounding over 13 convolutions. This script trains
+the board's VGG16 (width 0.25, the dataset's 30 epochs of Adam; or loads ``--weights``) and measures the
+clean accuracy of the noiseless model and of the mapping onto ibm_nairobi's characterised read-back with
+one part switched at a time:
+
+* weights and activations read back, activations scaled per example (qbench's mapping today);
+* the same with activations scaled per (example, channel);
+* weights only; activations only (per example, per channel).
+
+Accuracies are means over ``--draws`` noise draws on the first ``--n-test`` test images.
+
+    OMP_NUM_THREADS=1 .venv/bin/python leaderboards/reproductions/analysis/vgg16_mapping.py --data-dir ../shared/data \\
+        [--weights vgg16.safetensors] [--n-test 500] [--draws 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from qbench import hardware  # noqa: E402
+from qbench.context import Context  # noqa: E402
+from qbench.registry import load_registry  # noqa: E402
+from qbench.training import train  # noqa: E402
+
+
+@torch.no_grad()
+def accuracy(model, x, y, draws: int) -> float:
+    total = 0.0
+    for _ in range(draws):
+        correct = sum(int((model(x[i:i + 250]).argmax(1) == y[i:i + 250]).sum()) for i in range(0, len(x), 250))
+        total += correct / len(x)
+    return total / draws
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--weights", type=Path, default=None, help="trained weights to load, or where to save them")
+    parser.add_argument("--n-test", type=int, default=500)
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="characterisation cache (default: computed afresh)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    registry = load_registry()
+    dataset = registry.create("dataset", "cifar100", {}, "mapped-dnn")
+    data = dataset.load(Context(seed=0, data_dir=args.data_dir))
+    ctx = Context(seed=0, data=data)
+    torch.manual_seed(0)
+    model = registry.create("model", "vgg16", {}, "mapped-dnn").build(data, ctx)
+    if args.weights is not None and args.weights.exists():
+        load_model(model, str(args.weights))
+        print(f"loaded {args.weights}")
+    else:
+        start = time.perf_counter()
+        train(model, data, type(dataset).training, ctx)
+        print(f"trained VGG16 ({type(dataset).training.epochs} epochs) in {time.perf_counter() - start:.0f} s")
+        if args.weights is not None:
+            save_model(model, str(args.weights))
+    model.eval()
+    x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
+    print(f"{len(x)} test images, {data.n_classes} classes (chance {1 / data.n_classes:.1%})")
+    print(f"noiseless: {accuracy(model, x, y, 1):.1%}")
+    with tempfile.TemporaryDirectory() as scratch:
+        char = hardware.characterise(hardware.DEFAULT_BACKEND, cache_dir=args.cache_dir or Path(scratch), threads=1)
+    variants = [
+        ("weights + activations, per-example scale (today)", dict(weights=True, activations=True, activation_scale="example")),
+        ("weights + activations, per-channel scale", dict(weights=True, activations=True, activation_scale="channel")),
+        ("weights only", dict(weights=True, activations=False)),
+        ("activations only, per-example scale", dict(weights=False, activations=True, activation_scale="example")),
+        ("activations only, per-channel scale", dict(weights=False, activations=True, activation_scale="channel")),
+    ]
+    for name, options in variants:
+        mapped = hardware.map_to_hardware(model, char, generator=torch.Generator().manual_seed(1), **options)
+        print(f"{name}: {accuracy(mapped, x, y, args.draws):.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
