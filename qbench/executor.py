@@ -64,6 +64,11 @@ class Executor(ABC):
     def submit(self, token: Any, task: Callable[[], Any]) -> None:
         """Queue ``task``; its :class:`Outcome` will carry ``token``."""
 
+    def submit_next(self, token: Any, task: Callable[[], Any]) -> None:
+        """Queue ``task`` ahead of the tasks waiting, where the executor has an order (a cascaded cell whose
+        gates just finished: its (defense, seed) completes before the next one is started)."""
+        self.submit(token, task)
+
     @abstractmethod
     def wait(self) -> list[Outcome]:
         """Block until at least one submitted task has finished; its outcomes (empty when none is pending)."""
@@ -97,6 +102,9 @@ class InProcessExecutor(Executor):
 
     def submit(self, token: Any, task: Callable[[], Any]) -> None:
         self._queue.append((token, task))
+
+    def submit_next(self, token: Any, task: Callable[[], Any]) -> None:
+        self._queue.appendleft((token, task))
 
     def wait(self) -> list[Outcome]:
         if not self._queue:

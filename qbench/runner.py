@@ -333,7 +333,8 @@ class Runner:
                 executor.submit(("cell", task.key), task)
             elif all(g in records for g in task.gates):
                 task.survivors = gate_survivors([records[g] for g in task.gates])
-                executor.submit(("cell", task.key), task)
+                # ahead of the queue: a stopped run then leaves whole (defense, seed)s, not all but the cascade
+                executor.submit_next(("cell", task.key), task)
             else:
                 blocked.append(task)
 

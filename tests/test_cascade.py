@@ -17,7 +17,7 @@ import torch
 import qbench
 from qbench import Attack
 from qbench.dataset import TrainingSchedule
-from qbench.executor import ProcessPool
+from qbench.executor import InProcessExecutor, ProcessPool
 from qbench.registry import load_registry
 from qbench.runner import Plan, Runner
 from qbench.scoring import survivors, worst_case
@@ -192,3 +192,25 @@ def test_verify_rebuilds_a_cascaded_cells_plan_with_its_gates(registry, tmp_path
         again = Runner(store).run(rebuilt)
     record = next(c for c in again.seeds[0].cells if c.key == cell["key"])
     assert np.array_equal(record.correct, stored[cell["key"]].correct)
+
+
+def test_in_process_a_cascaded_cell_runs_right_after_its_gates(registry, tmp_path):
+    """The in-process executor runs a released cascaded cell before the cells still queued, so a run stopped
+    part-way leaves complete (defense, seed)s rather than every seed short of its cascade."""
+    order = []
+    p = plan(registry, "none", ["fgsm", "pgd", "cascade_recording"], ("fgsm", "pgd"), epsilons=(0.2, 0.3))
+
+    class Recording(InProcessExecutor):
+        def wait(self):
+            outcomes = super().wait()
+            order.extend(o.token for o in outcomes)
+            return outcomes
+
+    with Store.open(tmp_path / "s.sqlite") as store:
+        Runner(store, executor=Recording()).run(p)
+        cells = {c.key: c for c in store.cells()}
+    labels = [(cells[key].seed, cells[key].attack, cells[key].epsilon) for kind, key in order if kind == "cell"]
+    first_gates_done = max(labels.index((0, a, 0.2)) for a in ("fgsm", "pgd"))
+    # seed 0's cascaded cell at 0.2 runs as soon as its gates are done, before seed 1 starts
+    assert labels.index((0, "cascade_recording", 0.2)) == first_gates_done + 1
+    assert labels.index((0, "cascade_recording", 0.2)) < labels.index((1, None, None))
