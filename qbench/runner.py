@@ -327,14 +327,17 @@ class Runner:
         waiting: dict[str, list[CellTask]] = {}  # train key -> cells waiting for that training
         blocked: list[CellTask] = []  # cascaded cells waiting for their gate cells
 
-        def release(task: CellTask) -> None:
-            """Submit ``task``, a cascaded one once every gate cell has a record (its survivors known)."""
+        def release(task: CellTask, just_unblocked: bool = False) -> None:
+            """Submit ``task``, a cascaded one once every gate cell has a record (its survivors known).
+
+            A cascaded cell unblocked by a gate that just finished goes ahead of the queue: a stopped run
+            then leaves whole (defense, seed)s rather than every seed short of its cascade.
+            """
             if not task.gates:
                 executor.submit(("cell", task.key), task)
             elif all(g in records for g in task.gates):
                 task.survivors = gate_survivors([records[g] for g in task.gates])
-                # ahead of the queue: a stopped run then leaves whole (defense, seed)s, not all but the cascade
-                executor.submit_next(("cell", task.key), task)
+                (executor.submit_next if just_unblocked else executor.submit)(("cell", task.key), task)
             else:
                 blocked.append(task)
 
@@ -385,7 +388,7 @@ class Runner:
                         ready = [t for t in blocked if all(g in records for g in t.gates)]
                         blocked[:] = [t for t in blocked if t not in ready]
                         for task in ready:
-                            release(task)
+                            release(task, just_unblocked=True)
         return records
 
     def _train_task(self, job: _Job, s: _Seed) -> TrainTask:
