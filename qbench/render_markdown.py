@@ -88,7 +88,8 @@ def scoring_note(entries: list[dict[str, Any]]) -> str:
                 f"attacked example counted as robust only when all {repeats} were right. The ± and intervals are "
                 f"over seeds on the same {n} test examples and leave out the test-set sampling error. These numbers "
                 "are superseded by scoring v2 once the board is recomputed.")
-    draws = first["protocol"].get("draws_per_set", 1)
+    # the draws of the board's stochastic entries (a deterministic entry has 1 per set)
+    draws = max(e["protocol"].get("draws_per_set", 1) for e in entries)
     return (f"Every accuracy is the expected accuracy of one deployed prediction (mean over {draws} evaluation draws "
             f"per example for a stochastic prediction, 1 for a deterministic one); 'strict' counts an example only "
             f"when it is right in all {draws} draws. The worst case picks, per example, the attack point that is "
