@@ -35,3 +35,21 @@ def store_path(tmp_path: Path) -> Path:
 def cli():
     """The CLI runner (see :func:`run_cli`)."""
     return run_cli
+
+
+def moons_angle_plan(registry, defense: str, attacks: list[str], epsilons: list[float], *, epochs: int, **settings):
+    """A plan of the moons board's angle-encoded QNN (seed 0, Adam 0.05, batch 32): the real plugins, cheap.
+
+    ``settings`` are the remaining :class:`qbench.runner.Plan` fields (``n_eot``, ``n_repeat``, ``n_test``,
+    ``shots``...). The defense gets its threat from the largest epsilon, as ``make_plan`` gives it.
+    """
+    from qbench.dataset import TrainingSchedule
+    from qbench.runner import Plan
+
+    create = registry.create
+    return Plan(
+        track="qnn", dataset=create("dataset", "moons"), model=create("model", "qnn", {"encoding": "angle"}, "qnn"),
+        defense=create("defense", defense, {}, "qnn").at_threat(max(epsilons)), epsilons=list(epsilons), seeds=[0],
+        attacks=[create("attack", a, {}, "qnn") for a in attacks],
+        schedule=TrainingSchedule(epochs=epochs, lr=0.05, batch_size=32), **settings,
+    )

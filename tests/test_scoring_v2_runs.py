@@ -8,6 +8,7 @@ SQLite store.
 from __future__ import annotations
 
 import fault_plugins
+from conftest import moons_angle_plan
 import numpy as np
 import pytest
 import torch
@@ -144,15 +145,9 @@ def test_a_deterministic_model_reduces_to_autoattacks_per_example_and(registry, 
 @pytest.mark.slow
 def test_a_noiseless_qnn_read_out_with_shots_is_scored_as_stochastic(tmp_path):
     registry = load_registry()
-    create = registry.create
 
     def plan(shots):
-        return Plan(
-            track="qnn", dataset=create("dataset", "moons"), model=create("model", "qnn", {"encoding": "angle"}, "qnn"),
-            defense=create("defense", "none"), epsilons=[0.0], seeds=[0], attacks=[create("attack", "fgsm")],
-            schedule=TrainingSchedule(epochs=2, lr=0.05, batch_size=32), n_eot=2, n_repeat=4, n_test=60,
-            shots=shots,
-        )
+        return moons_angle_plan(registry, "none", ["fgsm"], [0.0], epochs=2, n_eot=2, n_repeat=4, n_test=60, shots=shots)
 
     with Store.open(tmp_path / "s.sqlite") as store:
         runner = Runner(store)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import moons_angle_plan
 
 from qbench.dataset import TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
+from qbench.runner import Runner
 from qbench.store import Store
 from qbench.summary import summarize
 from qbench.testing import check_defense, check_gradients, context, tiny_split
@@ -52,15 +53,9 @@ def test_the_guard_restores_the_best_epoch_when_pgd_accuracy_collapses(monkeypat
 @pytest.mark.slow
 def test_it_is_more_robust_than_standard_training_on_moons(tmp_path):
     registry = load_registry()
-    create = registry.create
 
     def plan(defense):
-        return Plan(
-            track="qnn", dataset=create("dataset", "moons"), model=create("model", "qnn", {"encoding": "angle"}, "qnn"),
-            defense=create("defense", defense, {}, "qnn").at_threat(0.15), epsilons=[0.15], seeds=[0],
-            attacks=[create("attack", "pgd", {}, "qnn")],
-            schedule=TrainingSchedule(epochs=30, lr=0.05, batch_size=32), n_eot=1, n_repeat=1, n_test=200, shots=None,
-        )
+        return moons_angle_plan(registry, defense, ["pgd"], [0.15], epochs=30, n_eot=1, n_repeat=1, n_test=200, shots=None)
 
     with Store.open(tmp_path / "s.sqlite") as store:
         runner = Runner(store)
