@@ -89,11 +89,12 @@ def defenses_for(registry: Registry, track: str, names: list[str] | None = None)
 
 def board_plan(
     registry: Registry, board: Board, defense: str, seeds: list[int], n_eot: int | None = None, n_repeat: int = 10,
-    sweep: bool = True, defense_options: dict | None = None, shots: int | None = None,
+    sweep: bool = True, defense_options: dict | None = None, shots: int | None = None, carry_curves: bool = True,
 ) -> Plan:
     """The plan of one defense on one board under the track's protocol.
 
-    ``n_eot`` overrides the board's EOT samples (None: the board's, else 20).
+    ``n_eot`` overrides the board's EOT samples (None: the board's, else 20). ``carry_curves=False``
+    attacks every example at every sweep epsilon even where the track carries its curves.
     """
     n_eot = n_eot or board.n_eot or 20
     defaults = DEFAULTS[board.track]
@@ -104,6 +105,7 @@ def board_plan(
         defense=(defense, defense_options or {}), attacks=[(n, o) for n, o in defaults.attacks if n in installed],
         epsilons=epsilons, seeds=list(seeds), epochs=board.epochs, n_eot=n_eot, n_repeat=n_repeat,
         n_test=board.n_test, shots=readout_shots(shots, defaults.shots), cascade_gates=defaults.cascade_gates,
+        cascade_curves=defaults.cascade_curves and sweep and carry_curves,
         sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
         sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
     )

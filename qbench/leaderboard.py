@@ -40,6 +40,9 @@ class GridOptions:
     epochs: int | None = None
     n_test: int | None = None
     sweep: bool = True
+    #: carry the curves up the epsilons where the track does (False: rebuild an entry whose protocol has
+    #: no ``cascade_curves``, computed before it existed)
+    carry_curves: bool = True
 
     def plans(self, registry: Registry, track: str):
         """(board, dataset, plan) for every (board, defense) selected, the dataset loaded once per board."""
@@ -47,7 +50,8 @@ class GridOptions:
             if self.epochs or self.n_test:
                 board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
             yield board, [
-                board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots)
+                board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots,
+                           carry_curves=self.carry_curves)
                 for d in defenses_for(registry, track, self.defenses)
             ]
 

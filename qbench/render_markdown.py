@@ -102,12 +102,18 @@ def scoring_note(entries: list[dict[str, Any]]) -> str:
 def cascade_note(entry: dict[str, Any]) -> str:
     """One sentence on the cascade, for an entry whose suite ran as one (else '')."""
     gates = entry["protocol"].get("cascade_gates") or []
-    if not gates:
-        return ""
-    return (f" At the ranking epsilon the suite runs as a cascade: {', '.join(gates)} attack every example, the "
-            "other attacks only the examples those (and the clean evaluation) left above zero on the selection "
-            "draws: no point can be selected below zero, so the worst case loses no attack to the cascade "
-            "(docs/protocol.md).")
+    note = ""
+    if gates:
+        note = (f" At the ranking epsilon the suite runs as a cascade: {', '.join(gates)} attack every example, the "
+                "other attacks only the examples those (and the clean evaluation) left above zero on the selection "
+                "draws: no point can be selected below zero, so the worst case loses no attack to the cascade "
+                "(docs/protocol.md).")
+    if entry["protocol"].get("cascade_curves"):
+        note += (" The curves are carried up the epsilons: a curve attack at a sweep epsilon attacks only the "
+                 "examples its own cell at the next smaller epsilon left above zero on the selection draws, and "
+                 "keeps that point (inside the larger ball) for the others, so a curve point is the attack at that "
+                 "radius or a smaller one of the sweep.")
+    return note
 
 
 def varying_deployment(entry: dict[str, Any]) -> str:
@@ -170,6 +176,11 @@ def attack_rows(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 attacked = a.get("attacked")
                 share = f" on {attacked:.0%} of the examples" if attacked is not None else ""
                 value += f" (cascade: after the gates{share})"
+            elif a.get("carried"):
+                attacked = a.get("attacked")
+                share = f" on {attacked:.0%} of the examples" if attacked is not None else ""
+                below = a.get("carried_from")
+                value += f" (carried from eps={below:.4g}{share})" if below is not None else f" (after clean{share})"
         else:
             value, strict = f"{a['status']}: {a.get('reason', '')}", "—"
         rows.append([a["attack"], a["threat"], f"{a['epsilon']:.4g}", value, strict])

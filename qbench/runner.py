@@ -70,6 +70,11 @@ class Plan:
     #: gates); every other suite attack there runs only on the examples that the clean evaluation and the
     #: gates left above zero on set A (:func:`qbench.scoring.survivors`). Empty: every attack on every example.
     cascade_gates: tuple[str, ...] = ()
+    #: the curves as a cascade up the epsilons (issue 17): a curve attack's cell at a sweep epsilon (not a
+    #: ranking one) runs only on the examples its own cell at the next smaller epsilon left above zero on
+    #: set A, and keeps that point elsewhere (it lies inside the larger ball): the curve of "the attack at
+    #: this radius or any smaller one of the sweep". False: every curve cell attacks every example.
+    cascade_curves: bool = False
 
     def attack_cells(self) -> list[tuple[Attack, float]]:
         """Every (attack, epsilon) evaluated: the suite at ``epsilons``, the sweep attacks at ``sweep_epsilons``."""
@@ -103,6 +108,18 @@ class Plan:
         """Whether the cell of ``attack`` at ``epsilon`` runs on the gates' survivors only."""
         return bool(self.cascade_gates) and epsilon in self.epsilons and attack_label(attack) not in \
             self.cascade_gates and any(attack is a for a in self.attacks)
+
+    def carried(self, attack: Attack, epsilon: float) -> bool:
+        """Whether the curve cell of ``attack`` at ``epsilon`` runs behind the same attack's smaller epsilon."""
+        return self.cascade_curves and epsilon not in self.epsilons and \
+            any(attack is a for a in self.sweep_attacks) and epsilon in self.sweep_epsilons
+
+    def carried_from(self, attack: Attack, epsilon: float) -> float | None:
+        """The epsilon of the cell (same attack label) whose breaks a carried cell keeps: the largest smaller
+        one with a cell of that attack, ranking epsilons included; None below the smallest (clean only)."""
+        label = attack_label(attack)
+        below = [e for a, e in self.attack_cells() if attack_label(a) == label and e < epsilon]
+        return max(below) if below else None
 
     def cell_spec(self, train_key: str, attack: Attack | None, epsilon: float | None, kind: str,
                   after: list[str] | None = None) -> dict[str, Any]:
@@ -279,7 +296,7 @@ class Runner:
             todo.append((plan.probe, plan.probe_epsilon, "probe"))
         cells = []
         for attack, epsilon, kind in todo:
-            if attack is not None and kind == "attack" and plan.cascaded(attack, epsilon):
+            if attack is not None and kind == "attack" and (plan.cascaded(attack, epsilon) or plan.carried(attack, epsilon)):
                 continue
             spec = plan.cell_spec(train_key, attack, epsilon, kind)
             cells.append(_Cell(config_hash(spec), spec, attack, epsilon))
@@ -291,6 +308,16 @@ class Runner:
                                       and c.spec["kind"] == "attack" and attack_label(c.attack) in plan.cascade_gates]
             spec = plan.cell_spec(train_key, attack, epsilon, kind, after=gates)
             cells.append(_Cell(config_hash(spec), spec, attack, epsilon, gates))
+        # carried curve cells, up the epsilons: each keyed by the clean cell's and its smaller epsilon's keys
+        point = {(attack_label(c.attack), c.epsilon): c for c in cells if c.attack is not None and c.spec["kind"] == "attack"}
+        carried = [(a, e) for a, e, k in todo if a is not None and k == "attack" and plan.carried(a, e)]
+        for attack, epsilon in sorted(carried, key=lambda t: t[1]):
+            below = plan.carried_from(attack, epsilon)
+            gates = [cells[0].key] + ([point[(attack_label(attack), below)].key] if below is not None else [])
+            spec = plan.cell_spec(train_key, attack, epsilon, "attack", after=gates)
+            cell = _Cell(config_hash(spec), spec, attack, epsilon, gates)
+            cells.append(cell)
+            point[(attack_label(attack), epsilon)] = cell
         positions = {(id(a), e, k): i for i, (a, e, k) in enumerate(todo)}
         cells.sort(key=lambda c: positions[(id(c.attack), c.epsilon, c.spec["kind"])])  # back in suite order
         return _Seed(seed, train_key, train_spec, cells)

@@ -25,7 +25,10 @@ def _cascade_candidates(plan, candidates: list, epsilon: float) -> list[np.ndarr
     all-correct: the gate point they copy is itself a candidate, so the worst case takes the same values
     and is attributed to the gate attack that broke the example rather than to the copy."""
     bits = [c.correct for c in candidates]
-    cascaded = [i for i, c in enumerate(candidates) if c.kind == "attack" and "cascade" in c.info]
+    # the suite's cascade only: a carried curve cell's kept rows copy a point at a smaller epsilon, which
+    # is not a candidate here, so they stand as that cell's own points
+    staged = {attack_label(a) for a, e in plan.attack_cells() if e == epsilon and plan.cascaded(a, e)}
+    cascaded = [i for i, c in enumerate(candidates) if c.kind == "attack" and c.attack in staged and "cascade" in c.info]
     if not cascaded:
         return bits
     gates = [c.correct for c in candidates if c.kind == "clean" or (c.attack in plan.cascade_gates)]
@@ -69,6 +72,12 @@ def summarize(result: RunResult) -> dict[str, Any]:
             # a stage of the cascade: the examples it did not attack keep the gates' worst point
             attacked = sum(c.info.get("cascade", {}).get("attacked", 0) for c in ok)
             row["cascaded"] = True
+            row["attacked"] = attacked / (len(ok) * n) if complete and n else None
+        elif plan.carried(attack, epsilon):
+            # a carried curve point: where the attack's smaller epsilon already scored zero, that point is kept
+            attacked = sum(c.info.get("cascade", {}).get("attacked", 0) for c in ok)
+            row["carried"] = True
+            row["carried_from"] = plan.carried_from(attack, epsilon)  # None: from the clean evaluation only
             row["attacked"] = attacked / (len(ok) * n) if complete and n else None
         problems = [c.error for c in cells if c.status != "ok"]
         if problems:
@@ -123,7 +132,9 @@ def summarize(result: RunResult) -> dict[str, Any]:
                      "quantum_device": plan.quantum_device, "shots": plan.shots,
                      "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION,
                      # only where the suite ran as a cascade (entries without it ran every attack on all)
-                     **({"cascade_gates": list(plan.cascade_gates)} if plan.cascade_gates else {})},
+                     **({"cascade_gates": list(plan.cascade_gates)} if plan.cascade_gates else {}),
+                     # only where some curve cell was carried up the epsilons
+                     **({"cascade_curves": True} if any(plan.carried(a, e) for a, e in plan.attack_cells()) else {})},
         "clean": estimate(_values(clean_cells, expected_correct)).to_dict(),
         "clean_strict": estimate(_values(clean_cells, strict_correct)).to_dict(),
         "attacks": attacks,

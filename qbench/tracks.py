@@ -29,6 +29,9 @@ class TrackDefaults:
     #: the suite as a cascade at the ranking epsilon: these attacks run on every example, the others only
     #: on the examples still standing after them (``Plan.cascade_gates``; empty: no cascade)
     cascade_gates: tuple[str, ...] = ()
+    #: the curves carried up the epsilons (``Plan.cascade_curves``): a curve attack's cell at a sweep
+    #: epsilon runs only where its smaller epsilon left an example above zero
+    cascade_curves: bool = False
 
 
 # QNN track: Huang & Zhang 2023 section 4.1 — BIM, 3 steps of 0.05, epsilon 0.15, with the attacker using
@@ -85,5 +88,7 @@ DEFAULTS = {
         # apgd-weaker-than-pgd check) run on every example; APGD-DLR, APGD-T, Square and the twin attacks
         # only where those left an example standing: on a noisy AlexNet, 0-2% of them after PGD (issue 17)
         cascade_gates=("noiseless-fgsm", "noiseless-pgd", "fgsm", "pgd", "apgd-ce"),
+        # and the PGD curves, which cost what the ranking epsilon's PGD costs at each sweep epsilon
+        cascade_curves=True,
     ),
 }

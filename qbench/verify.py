@@ -178,6 +178,7 @@ def recompute_board(
         n_repeat=protocol["n_repeat"], shots=protocol.get("shots") or EXACT, epochs=protocol["schedule"]["epochs"],
         n_test=protocol["n_test"],
         sweep=len(entry["worst_case"]) > 1,  # the curve attacks' sweep adds worst cases at other epsilons
+        carry_curves=bool(protocol.get("cascade_curves")),  # as the entry was computed
     )
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "recompute.sqlite") as store:
@@ -208,6 +209,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
     protocol = entry["protocol"]
     attacks, epsilons = [], []
     gates: tuple[str, ...] = ()  # only a cascaded cell's plan needs the cascade
+    sweep: dict[str, Any] = {}  # only a carried curve cell's plan needs the curve below it
     if cell["kind"] == "attack":
         row = next((a for a in entry["attacks"] if a["attack"] == cell["attack"] and a["epsilon"] == cell["epsilon"]), None)
         if row is None:
@@ -220,6 +222,16 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
             gates = tuple(protocol.get("cascade_gates") or ())
             rows = [a for a in entry["attacks"] if a["attack"] in gates and a["epsilon"] == cell["epsilon"]]
             attacks = [(a["name"], a["config"]) for a in rows] + attacks
+        if row.get("carried"):
+            # a carried curve cell is re-run behind the same attack's cells at the smaller epsilons, which are
+            # re-run too (its key names the one below it, whose key names the next, down to the clean cell)
+            chain = [a for a in entry["attacks"] if a["attack"] == cell["attack"] and a["epsilon"] <= cell["epsilon"]]
+            if any(a.get("cascaded") for a in chain):
+                raise UsageError(f"the curve of {cell['attack']} is carried through a cascaded cell: not rebuilt")
+            epsilons = sorted(a["epsilon"] for a in chain if not a.get("carried"))
+            attacks = attacks if epsilons else []
+            sweep = {"sweep_attacks": [(row["name"], row["config"])], "cascade_curves": True,
+                     "sweep_epsilons": sorted(a["epsilon"] for a in chain if a.get("carried"))}
     # the stored defense config already has its threat filled in (at_threat leaves a filled config as is)
     return make_plan(
         registry, track, dataset=(entry["dataset"]["name"], entry["dataset"]["config"]),
@@ -227,7 +239,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         defense=(entry["defense"]["name"], entry["defense"]["config"]), attacks=attacks, epsilons=epsilons,
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
-        quantum_device=protocol.get("quantum_device"), cascade_gates=gates,
+        quantum_device=protocol.get("quantum_device"), cascade_gates=gates, **sweep,
     )
 
 

@@ -8,6 +8,8 @@ recording attack that shows which examples it was given, and a failing gate.
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import fault_plugins
 import numpy as np
@@ -214,3 +216,103 @@ def test_in_process_a_cascaded_cell_runs_right_after_its_gates(registry, tmp_pat
     # seed 0's cascaded cell at 0.2 runs as soon as its gates are done, before seed 1 starts
     assert labels.index((0, "cascade_recording", 0.2)) == first_gates_done + 1
     assert labels.index((0, "cascade_recording", 0.2)) < labels.index((1, None, None))
+
+
+# the curves carried up the epsilons ------------------------------------------------------------------------
+
+SWEEP = [0.0, 0.1, 0.2, 0.4]
+
+
+def curve_plan(registry, defense: str, carried: bool) -> Plan:
+    """Suite fgsm+pgd at the ranking 0.3; the curves of pgd and the recording attack over SWEEP."""
+    create = registry.create
+    return dataclasses.replace(
+        plan(registry, defense, ["fgsm", "pgd"], ()), cascade_curves=carried, sweep_epsilons=list(SWEEP),
+        sweep_attacks=[create("attack", "pgd"), create("attack", "cascade_recording")],
+    )
+
+
+def by_point(cells, seed):
+    return {(c.attack, c.epsilon): c for c in cells if c.seed == seed and c.kind == "attack"}
+
+
+def test_a_carried_curve_attacks_only_what_its_smaller_epsilon_left_and_keeps_that_point_elsewhere(registry, tmp_path):
+    SEEN.clear()
+    with Store.open(tmp_path / "carried.sqlite") as store:
+        result = Runner(store).run(curve_plan(registry, "v2_noisy_logits", carried=True))
+        cells = store.cells()
+    summary = summarize(result)
+    attacked_sizes = []
+    for seed in (0, 1):
+        point = by_point(cells, seed)
+        clean = next(c for c in cells if c.seed == seed and c.kind == "clean")
+        for label in ("pgd", "cascade_recording"):
+            # the chain: 0.0 behind clean only; pgd at 0.4 behind the ranking epsilon's (standalone) pgd cell
+            below = {0.0: None, 0.1: 0.0, 0.2: 0.1, 0.4: 0.3 if label == "pgd" else 0.2}
+            for epsilon in SWEEP:
+                cell = point[(label, epsilon)]
+                previous = point[(label, below[epsilon])] if below[epsilon] is not None else None
+                gates = [clean] + ([previous] if previous is not None else [])
+                assert cell.spec["cascade_after"] == [g.key for g in gates]
+                s = survivors([g.correct for g in gates])
+                assert cell.info["cascade"]["attacked"] == int(s.mask.sum())
+                # an example the smaller epsilon broke keeps that point's bits, exactly
+                assert np.array_equal(cell.correct[~s.mask], s.inherited[~s.mask])
+                if label == "cascade_recording" and s.mask.any():
+                    attacked_sizes.append(int(s.mask.sum()))
+        assert "cascade_after" not in point[("pgd", 0.3)].spec  # the ranking epsilon's cell is standalone
+    assert sorted(SEEN) == sorted(attacked_sizes)  # the attack was handed the survivors only
+    assert summary["protocol"]["cascade_curves"] is True
+    rows = {(r["attack"], r["epsilon"]): r for r in summary["attacks"]}
+    assert rows[("pgd", 0.4)]["carried"] is True and rows[("pgd", 0.4)]["carried_from"] == 0.3
+    assert rows[("cascade_recording", 0.0)]["carried_from"] is None
+    assert "carried" not in rows[("pgd", 0.3)] and "carried" not in rows[("fgsm", 0.3)]
+    assert 0 < rows[("cascade_recording", 0.4)]["attacked"] < 1
+
+
+def test_carrying_a_deterministic_curve_is_the_per_example_minimum_over_the_smaller_radii(registry, tmp_path):
+    """The recording attack is deterministic per example, so the carried curve must be exactly the running
+    per-example minimum of the uncarried one: never weaker, and no weaker than the attack on its own."""
+    with Store.open(tmp_path / "full.sqlite") as store:
+        Runner(store).run(curve_plan(registry, "none", carried=False))
+        full = store.cells()
+    with Store.open(tmp_path / "carried.sqlite") as store:
+        summary = summarize(Runner(store).run(curve_plan(registry, "none", carried=True)))
+        carried = store.cells()
+    assert "cascade_curves" not in summarize_protocol(registry, tmp_path)  # uncarried: no flag
+    for seed in (0, 1):
+        alone, chained = by_point(full, seed), by_point(carried, seed)
+        clean = next(c for c in full if c.seed == seed and c.kind == "clean").correct[:, 0]
+        running = clean.copy()
+        for epsilon in SWEEP:
+            running &= alone[("cascade_recording", epsilon)].correct[:, 0]
+            assert np.array_equal(chained[("cascade_recording", epsilon)].correct[:, 0], running)
+    values = [next(r for r in summary["attacks"] if r["attack"] == "cascade_recording" and r["epsilon"] == e)
+              ["robust"]["mean"] for e in SWEEP]
+    assert values == sorted(values, reverse=True)  # carried, a deterministic curve cannot rise
+
+
+def summarize_protocol(registry, tmp_path):
+    with Store.open(tmp_path / "full.sqlite") as store:
+        return summarize(Runner(store).run(curve_plan(registry, "none", carried=False)))["protocol"]
+
+
+def test_verify_rebuilds_a_carried_cell_behind_its_smaller_epsilons(registry, tmp_path):
+    from qbench.entry import build_entry, validate
+    from qbench.verify import _plan
+
+    with Store.open(tmp_path / "s.sqlite") as store:
+        result = Runner(store).run(curve_plan(registry, "v2_noisy_logits", carried=True))
+        stored = {c.key: c for c in store.cells()}
+    cells = [{"key": c.key, "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon,
+              "status": c.status, "accuracy": c.accuracy} for s in result.seeds for c in s.cells]
+    entry = build_entry(summarize(result), None, "tiny", 0.3, {}, cells, build_commit="x")
+    # the carried rows and protocol are schema-valid (the test plugin's defense block is not a distribution's)
+    published = json.loads((Path(__file__).parents[1] / "leaderboards/mapped-dnn/mnist-lenet/none.json").read_text())
+    validate({**entry, "defense": published["defense"]})
+    for attack in ("pgd", "cascade_recording"):
+        cell = next(c for c in cells if c["attack"] == attack and c["epsilon"] == 0.4 and c["seed"] == 1)
+        with Store.open(tmp_path / f"fresh-{attack}.sqlite") as store:
+            again = Runner(store).run(_plan(registry, entry, cell))
+        record = next(c for c in again.seeds[0].cells if c.key == cell["key"])
+        assert np.array_equal(record.correct, stored[cell["key"]].correct)
