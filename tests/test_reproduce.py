@@ -45,6 +45,18 @@ def test_value_flags_a_paper_number_outside_our_interval():
     assert Value("r", "c", 0.5, None, (0.4, 0.6)).beyond_noise is None
 
 
+def test_a_value_without_an_interval_is_marked_as_untested_not_left_bare():
+    cells = [rr._cell(v.to_dict()) for v in (
+        Value("r", "c", 0.5, 0.7, (0.45, 0.6)),  # outside the interval
+        Value("r", "c", 0.5, 0.55, (0.45, 0.6)),  # inside
+        Value("ratio", "c", 317.0, 268.0, None, unit="percent"),  # no interval: not testable
+        Value("beta", "c", 0.08, None, None, unit=""),  # no paper number: nothing to mark
+    )]
+    assert cells == ["50.0 (70.0) *", "50.0 (55.0)", "317.0 (268.0) †", "0.0800"]
+    assert "`†` marks" in rr.markdown({"paper": "p", "command": "c", "qbench": "q", "git_commit": "g",
+                                       "created": "t", "experiments": []})
+
+
 def _tiny_experiment() -> Experiment:
     def read(summaries):
         s = summaries["baseline"]

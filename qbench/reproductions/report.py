@@ -115,6 +115,8 @@ def _cell(v: dict[str, Any]) -> str:
         text += f" ({_fmt(v['paper'], v['unit'])})"
         if v["beyond_noise"]:
             text += " *"
+        elif v["ours"] is not None and v["ci"] is None:
+            text += " †"  # no interval (a ratio, a learned parameter): "beyond noise" cannot be tested
     return text
 
 
@@ -169,7 +171,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"`{report['command']}` — qbench {report['qbench']}, commit {report['git_commit']}, {report['created']}.",
         "",
         "Each cell: **ours (paper)**; accuracies in percent. `*` marks a paper number outside our 95% interval "
-        "(a difference beyond sampling noise of our test set — see the analysis for why). A dash: the paper "
+        "(a difference beyond sampling noise of our test set — see the analysis for why); `†` marks one of ours "
+        "without an interval (a ratio of accuracies, a learned parameter, a chosen epsilon), where that is not "
+        "tested. A dash: the paper "
         "gives no number (a figure the text does not carry) or the cell did not run.",
         "",
     ]
