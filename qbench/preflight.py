@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from qbench.attack import attack_label
-from qbench.hashing import config_hash
+from qbench.runner import seed_cells
 from qbench.tracks import MAPPED_DNN, QNN
 
 if TYPE_CHECKING:
@@ -220,17 +220,10 @@ class Work:
 
 
 def plan_keys(plan: "Plan", seed: int) -> tuple[str, list[tuple[str, str, str]]]:
-    """The training key of ``seed`` and its cells as (key, kind, label), exactly as the runner keys them."""
-    train_key = config_hash(plan.training_spec(seed))
-    todo: list[tuple[object, float | None, str]] = [(None, None, "clean")]
-    todo += [(a, e, "attack") for a, e in plan.attack_cells()]
-    if plan.probe is not None and plan.probe_epsilon is not None:
-        todo.append((plan.probe, plan.probe_epsilon, "probe"))
-    cells = []
-    for attack, epsilon, kind in todo:
-        key = config_hash(plan.cell_spec(train_key, attack, epsilon, kind))
-        cells.append((key, kind, "clean" if attack is None else attack_label(attack)))  # type: ignore[arg-type]
-    return train_key, cells
+    """The training key of ``seed`` and its cells as (key, kind, label), exactly as the runner keys them
+    (cascaded and carried cells included: their keys name their gates')."""
+    s = seed_cells(plan, seed)
+    return s.train_key, [(c.key, c.spec["kind"], "clean" if c.attack is None else attack_label(c.attack)) for c in s.cells]
 
 
 def _depth(plan: "Plan") -> float:

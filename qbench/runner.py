@@ -288,39 +288,7 @@ class Runner:
         return [self._result(job, records) for job in prepared]
 
     def _seed(self, plan: Plan, seed: int) -> _Seed:
-        train_spec = plan.training_spec(seed)
-        train_key = config_hash(train_spec)
-        todo: list[tuple[Attack | None, float | None, str]] = [(None, None, "clean")]
-        todo += [(a, e, "attack") for a, e in plan.attack_cells()]
-        if plan.probe is not None and plan.probe_epsilon is not None:
-            todo.append((plan.probe, plan.probe_epsilon, "probe"))
-        cells = []
-        for attack, epsilon, kind in todo:
-            if attack is not None and kind == "attack" and (plan.cascaded(attack, epsilon) or plan.carried(attack, epsilon)):
-                continue
-            spec = plan.cell_spec(train_key, attack, epsilon, kind)
-            cells.append(_Cell(config_hash(spec), spec, attack, epsilon))
-        # cascaded cells: keyed by their gates' keys, so new gate results mean a new cell
-        for attack, epsilon, kind in todo:
-            if attack is None or kind != "attack" or not plan.cascaded(attack, epsilon):
-                continue
-            gates = [cells[0].key] + [c.key for c in cells if c.attack is not None and c.epsilon == epsilon
-                                      and c.spec["kind"] == "attack" and attack_label(c.attack) in plan.cascade_gates]
-            spec = plan.cell_spec(train_key, attack, epsilon, kind, after=gates)
-            cells.append(_Cell(config_hash(spec), spec, attack, epsilon, gates))
-        # carried curve cells, up the epsilons: each keyed by the clean cell's and its smaller epsilon's keys
-        point = {(attack_label(c.attack), c.epsilon): c for c in cells if c.attack is not None and c.spec["kind"] == "attack"}
-        carried = [(a, e) for a, e, k in todo if a is not None and k == "attack" and plan.carried(a, e)]
-        for attack, epsilon in sorted(carried, key=lambda t: t[1]):
-            below = plan.carried_from(attack, epsilon)
-            gates = [cells[0].key] + ([point[(attack_label(attack), below)].key] if below is not None else [])
-            spec = plan.cell_spec(train_key, attack, epsilon, "attack", after=gates)
-            cell = _Cell(config_hash(spec), spec, attack, epsilon, gates)
-            cells.append(cell)
-            point[(attack_label(attack), epsilon)] = cell
-        positions = {(id(a), e, k): i for i, (a, e, k) in enumerate(todo)}
-        cells.sort(key=lambda c: positions[(id(c.attack), c.epsilon, c.spec["kind"])])  # back in suite order
-        return _Seed(seed, train_key, train_spec, cells)
+        return seed_cells(plan, seed)
 
     def _read_only(self, job: _Job) -> RunResult | QBenchError:
         runs = []
@@ -466,6 +434,44 @@ class Runner:
             reason = f"the cell raised {type(outcome.error).__name__}: {outcome.error}"
         self.log(f"failed: {reason}")
         return task.failed(reason, 0)
+
+
+def seed_cells(plan: Plan, seed: int) -> _Seed:
+    """The training key and spec of ``seed`` and its cells, keyed as the runner stores them (clean first,
+    suite order): cascaded cells by their gates' keys, carried curve cells by the cell below them."""
+    train_spec = plan.training_spec(seed)
+    train_key = config_hash(train_spec)
+    todo: list[tuple[Attack | None, float | None, str]] = [(None, None, "clean")]
+    todo += [(a, e, "attack") for a, e in plan.attack_cells()]
+    if plan.probe is not None and plan.probe_epsilon is not None:
+        todo.append((plan.probe, plan.probe_epsilon, "probe"))
+    cells = []
+    for attack, epsilon, kind in todo:
+        if attack is not None and kind == "attack" and (plan.cascaded(attack, epsilon) or plan.carried(attack, epsilon)):
+            continue
+        spec = plan.cell_spec(train_key, attack, epsilon, kind)
+        cells.append(_Cell(config_hash(spec), spec, attack, epsilon))
+    # cascaded cells: keyed by their gates' keys, so new gate results mean a new cell
+    for attack, epsilon, kind in todo:
+        if attack is None or kind != "attack" or not plan.cascaded(attack, epsilon):
+            continue
+        gates = [cells[0].key] + [c.key for c in cells if c.attack is not None and c.epsilon == epsilon
+                                  and c.spec["kind"] == "attack" and attack_label(c.attack) in plan.cascade_gates]
+        spec = plan.cell_spec(train_key, attack, epsilon, kind, after=gates)
+        cells.append(_Cell(config_hash(spec), spec, attack, epsilon, gates))
+    # carried curve cells, up the epsilons: each keyed by the clean cell's and its smaller epsilon's keys
+    point = {(attack_label(c.attack), c.epsilon): c for c in cells if c.attack is not None and c.spec["kind"] == "attack"}
+    carried = [(a, e) for a, e, k in todo if a is not None and k == "attack" and plan.carried(a, e)]
+    for attack, epsilon in sorted(carried, key=lambda t: t[1]):
+        below = plan.carried_from(attack, epsilon)
+        gates = [cells[0].key] + ([point[(attack_label(attack), below)].key] if below is not None else [])
+        spec = plan.cell_spec(train_key, attack, epsilon, "attack", after=gates)
+        cell = _Cell(config_hash(spec), spec, attack, epsilon, gates)
+        cells.append(cell)
+        point[(attack_label(attack), epsilon)] = cell
+    positions = {(id(a), e, k): i for i, (a, e, k) in enumerate(todo)}
+    cells.sort(key=lambda c: positions[(id(c.attack), c.epsilon, c.spec["kind"])])  # back in suite order
+    return _Seed(seed, train_key, train_spec, cells)
 
 
 def gate_survivors(gates: list[CellRecord]) -> Survivors | str:

@@ -316,3 +316,21 @@ def test_verify_rebuilds_a_carried_cell_behind_its_smaller_epsilons(registry, tm
             again = Runner(store).run(_plan(registry, entry, cell))
         record = next(c for c in again.seeds[0].cells if c.key == cell["key"])
         assert np.array_equal(record.correct, stored[cell["key"]].correct)
+
+
+def test_the_dry_runs_keys_are_the_stored_cells_for_cascaded_and_carried_plans(registry, tmp_path):
+    """``--dry-run`` counts what is missing by the keys the runner stores: a cascaded or carried cell's key
+    names its gates', so a preflight keying it as a standalone cell would call every such cell missing."""
+    from qbench.preflight import missing_work, plan_keys
+
+    p = dataclasses.replace(curve_plan(registry, "none", carried=True), attacks=[registry.create("attack", a)
+                            for a in ("fgsm", "pgd", "cascade_recording")], cascade_gates=("fgsm", "pgd"))
+    with Store.open(tmp_path / "s.sqlite") as store:
+        result = Runner(store).run(p)
+        stored = {c.key for c in store.cells()}
+        assert any(c.spec.get("cascade_after") for c in store.cells() if c.epsilon == 0.3)  # both kinds ran
+        assert any(c.spec.get("cascade_after") for c in store.cells() if c.epsilon == 0.4)
+        keys = {key for seed in p.seeds for key, _, _ in plan_keys(p, seed)[1]}
+        assert keys == stored
+        work = missing_work(store, [(p, result.data)])
+    assert not work.cells and work.stored_cells == work.total_cells == len(stored)
