@@ -35,6 +35,9 @@ from qbench.store import Store  # noqa: E402
 SETTINGS = (
     ("no defense", "none", {}),
     ("adversarial training (baseline)", "adversarial_training", {}),
+    # the baseline attacks the training set once per epoch (the seed paper's); Madry's refresh attacks every
+    # mini-batch against the current weights: if the baseline were only stale, this would close the gap
+    ("adversarial training, every mini-batch (Madry's refresh)", "adversarial_training", {"refresh": "batch"}),
     ("QNN-V: neither (noise layers off, clean loss)", "noise_layer", {"ablation": "QNN-V"}),
     ("QNN-N: noise layers, clean loss", "noise_layer", {"ablation": "QNN-N"}),
     ("QNN-C: combined loss, noise layers off", "noise_layer", {"ablation": "QNN-C"}),
