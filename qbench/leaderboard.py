@@ -22,7 +22,7 @@ from qbench.render_html import board_html, index_html
 from qbench.render_markdown import board_page, index_page
 from qbench.runner import MissingCells, Runner
 from qbench.summary import add_paper_protocol, compare, summarize
-from qbench.scoring import compare_paired, shared_ranks
+from qbench.scoring import CASCADE_RULE, compare_paired, shared_ranks
 from qbench.tracks import DEFAULTS
 
 
@@ -43,6 +43,8 @@ class GridOptions:
     #: carry the curves up the epsilons where the track does (False: rebuild an entry whose protocol has
     #: no ``cascade_curves``, computed before it existed)
     carry_curves: bool = True
+    #: the cascade's rule (:data:`qbench.scoring.CASCADE_RULE`; "set-a": entries computed before it)
+    cascade_rule: str = CASCADE_RULE
 
     def plans(self, registry: Registry, track: str):
         """(board, dataset, plan) for every (board, defense) selected, the dataset loaded once per board."""
@@ -51,7 +53,7 @@ class GridOptions:
                 board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
             yield board, [
                 board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots,
-                           carry_curves=self.carry_curves)
+                           carry_curves=self.carry_curves, cascade_rule=self.cascade_rule)
                 for d in defenses_for(registry, track, self.defenses)
             ]
 

@@ -101,18 +101,26 @@ def scoring_note(entries: list[dict[str, Any]]) -> str:
 
 def cascade_note(entry: dict[str, Any]) -> str:
     """One sentence on the cascade, for an entry whose suite ran as one (else '')."""
-    gates = entry["protocol"].get("cascade_gates") or []
+    protocol = entry["protocol"]
+    gates = protocol.get("cascade_gates") or []
+    if protocol.get("cascade_rule", "set-a") == "all-draws":
+        broken = "left right in at least one evaluation draw"
+        why = ("an example is skipped only once some point is wrong in every draw, which is already the least any "
+               "attack could report, so the cascade never reports a worst case above the full suite's")
+    else:
+        broken = "left above zero on the selection draws"
+        why = ("no point can be selected below zero; the reported draws of a skipped example may be above what a "
+               "further attack would give, by at most the bound docs/protocol.md gives for this (legacy) rule")
     note = ""
     if gates:
         note = (f" At the ranking epsilon the suite runs as a cascade: {', '.join(gates)} attack every example, the "
-                "other attacks only the examples those (and the clean evaluation) left above zero on the selection "
-                "draws: no point can be selected below zero, so the worst case loses no attack to the cascade "
+                f"other attacks only the examples those (and the clean evaluation) {broken}: {why} "
                 "(docs/protocol.md).")
-    if entry["protocol"].get("cascade_curves"):
+    if protocol.get("cascade_curves"):
         note += (" The curves are carried up the epsilons: a curve attack at a sweep epsilon attacks only the "
-                 "examples its own cell at the next smaller epsilon left above zero on the selection draws, and "
-                 "keeps that point (inside the larger ball) for the others, so a curve point is the attack at that "
-                 "radius or a smaller one of the sweep.")
+                 f"examples its own cell at the next smaller epsilon {broken}, and keeps that point (inside the "
+                 "larger ball) for the others, so a curve point is the attack at that radius or a smaller one of "
+                 "the sweep.")
     return note
 
 

@@ -26,7 +26,7 @@ from qbench.executor import Executor, InProcessExecutor, Outcome
 from qbench.hashing import config_hash
 from qbench.model import Model
 from qbench.progress import Reporter
-from qbench.scoring import SCORING_VERSION, Survivors, survivors
+from qbench.scoring import CASCADE_RULE, SCORING_VERSION, Survivors, survivors
 from qbench.store import CellRecord, Store, TrainingRecord
 from qbench.tasks import CellTask, Failure, TrainTask, Workspace, evaluation_split
 from qbench.tracks import QNN
@@ -68,13 +68,16 @@ class Plan:
     sweep_epsilons: list[float] = field(default_factory=list)
     #: the suite as a cascade (issue 17): attack labels run on every example at the ranking epsilons (the
     #: gates); every other suite attack there runs only on the examples that the clean evaluation and the
-    #: gates left above zero on set A (:func:`qbench.scoring.survivors`). Empty: every attack on every example.
+    #: gates did not break (:func:`qbench.scoring.survivors`). Empty: every attack on every example.
     cascade_gates: tuple[str, ...] = ()
     #: the curves as a cascade up the epsilons (issue 17): a curve attack's cell at a sweep epsilon (not a
-    #: ranking one) runs only on the examples its own cell at the next smaller epsilon left above zero on
-    #: set A, and keeps that point elsewhere (it lies inside the larger ball): the curve of "the attack at
-    #: this radius or any smaller one of the sweep". False: every curve cell attacks every example.
+    #: ranking one) runs only on the examples its own cell at the next smaller epsilon did not break, and
+    #: keeps that point elsewhere (it lies inside the larger ball): the curve of "the attack at this radius
+    #: or any smaller one of the sweep". False: every curve cell attacks every example.
     cascade_curves: bool = False
+    #: when a cascade or a carried curve counts an example as broken (:data:`qbench.scoring.CASCADE_RULE`;
+    #: "set-a" rebuilds entries computed before the all-draws rule)
+    cascade_rule: str = CASCADE_RULE
 
     def attack_cells(self) -> list[tuple[Attack, float]]:
         """Every (attack, epsilon) evaluated: the suite at ``epsilons``, the sweep attacks at ``sweep_epsilons``."""
@@ -130,6 +133,8 @@ class Plan:
         extra: dict[str, Any] = {"gradient_check_examples": self.gradient_check_examples} if kind == "clean" else {}
         if after:
             extra["cascade_after"] = list(after)
+            if self.cascade_rule != "set-a":  # the legacy rule's cells keep the keys they were stored under
+                extra["cascade_rule"] = self.cascade_rule
         return {
             **extra,
             "qbench": qbench.__version__,
@@ -331,7 +336,7 @@ class Runner:
             if not task.gates:
                 executor.submit(("cell", task.key), task)
             elif all(g in records for g in task.gates):
-                task.survivors = gate_survivors([records[g] for g in task.gates])
+                task.survivors = gate_survivors([records[g] for g in task.gates], task.plan.cascade_rule)
                 (executor.submit_next if just_unblocked else executor.submit)(("cell", task.key), task)
             else:
                 blocked.append(task)
@@ -474,7 +479,7 @@ def seed_cells(plan: Plan, seed: int) -> _Seed:
     return _Seed(seed, train_key, train_spec, cells)
 
 
-def gate_survivors(gates: list[CellRecord]) -> Survivors | str:
+def gate_survivors(gates: list[CellRecord], rule: str = CASCADE_RULE) -> Survivors | str:
     """The survivors of a cascaded cell's gate records (clean first), or why there are none.
 
     A skipped gate (an attack that does not apply to the task) breaks nothing; a failed gate makes the
@@ -485,7 +490,7 @@ def gate_survivors(gates: list[CellRecord]) -> Survivors | str:
     if failed:
         label = failed[0].attack or "the clean evaluation"
         return f"not run: its cascade gate {label} failed ({failed[0].error})"
-    return survivors([g.correct for g in gates if g.correct is not None])
+    return survivors([g.correct for g in gates if g.correct is not None], rule)
 
 
 def _components(plan: Plan) -> list[Component]:

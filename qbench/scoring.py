@@ -87,30 +87,52 @@ class WorstCase:
     selected: np.ndarray
 
 
+#: how a cascade decides that an example needs no further attack (issue 17; docs/protocol.md).
+#: "all-draws": some gate point is wrong in every draw of both sets, so its reported (set B) value is
+#: already 0, the least any point can score: that point is kept, and the cascade's worst case is never
+#: above the full suite's on the same attack points. "set-a" (entries computed before it, which carry no
+#: ``cascade_rule``): zero on set A only; the kept point's set-B value could be above 0 where a further
+#: attack would have reported 0, so it could overstate a stochastic model's worst case slightly.
+CASCADE_RULES = ("set-a", "all-draws")
+CASCADE_RULE = "all-draws"
+
+
 @dataclass(frozen=True)
 class Survivors:
     """Which examples a cascaded attack runs on, and the bits it inherits for the others (issue 17)."""
 
-    #: per example: not yet at zero expected correctness on set A under any gate
+    #: per example: not yet broken by any gate (see :data:`CASCADE_RULE`)
     mask: np.ndarray
-    #: ``(n, 2 R)``: for the examples not attacked, the bits of the gate point the worst case selects
+    #: ``(n, 2 R)``: for the examples not attacked, the bits of the gate point that broke them
     inherited: np.ndarray
+    #: per example, the index (into the gates) of the point whose bits are inherited; -1 where standing
+    source: np.ndarray
 
 
-def survivors(gates: Sequence[np.ndarray]) -> Survivors:
+def survivors(gates: Sequence[np.ndarray], rule: str = CASCADE_RULE) -> Survivors:
     """The examples still standing after the ``gates`` (the clean cell first, then the gate attacks' cells).
 
-    An example is broken when some gate leaves it at zero mean correctness on set A: no further point can
-    score lower there, so :func:`worst_case` would select a zero either way. A cascaded attack runs only
-    on the others; for a broken example its cell inherits the bits of the gate point :func:`worst_case`
-    selects among the gates (the last of the zeros), so that the worst case over every candidate, and its
-    B value, come out exactly as if the attack had been tried there and had not done better than zero.
+    Under ``"all-draws"`` an example is broken when some gate's point is wrong in all 2 R draws: it keeps
+    the last such point, whose reported value is 0, so no further attack could score lower there and the
+    worst case over every candidate comes out at 0 for it either way. Under the legacy ``"set-a"`` rule
+    it is broken when some gate leaves it at zero mean correctness on set A, and it keeps the gate point
+    :func:`worst_case` selects among the gates (the last of the zeros). A deterministic model (one draw
+    per set, A = B) breaks the same examples under both.
     """
-    chosen = worst_case(gates)
+    if rule not in CASCADE_RULES:
+        raise ValueError(f"unknown cascade rule {rule!r} (known: {', '.join(CASCADE_RULES)})")
     stacked = np.stack([np.asarray(g, dtype=bool) for g in gates])
-    inherited = stacked[chosen.selected, np.arange(stacked.shape[1])]
-    broken = ~draw_sets(inherited)[0].any(axis=1)
-    return Survivors(~broken, inherited)
+    columns = np.arange(stacked.shape[1])
+    chosen = worst_case(gates).selected
+    if rule == "set-a":
+        source = chosen
+        broken = ~draw_sets(stacked[chosen, columns])[0].any(axis=1)
+    else:
+        wrong = ~stacked.any(axis=2)  # (gates, n): the point is wrong in every draw of both sets
+        broken = wrong.any(axis=0)
+        last = len(stacked) - 1 - np.argmax(wrong[::-1], axis=0)
+        source = np.where(broken, last, chosen)
+    return Survivors(~broken, stacked[source, columns], np.where(broken, source, -1))
 
 
 def worst_case(candidates: Sequence[np.ndarray]) -> WorstCase:

@@ -20,23 +20,31 @@ def _values(cells: list[CellRecord], rule) -> list[np.ndarray]:
     return [rule(c.correct) for c in cells]
 
 
-def _cascade_candidates(plan, candidates: list, epsilon: float) -> list[np.ndarray]:
-    """The candidates' bits, with a cascaded cell's inherited rows (examples it did not attack) set to
-    all-correct: the gate point they copy is itself a candidate, so the worst case takes the same values
-    and is attributed to the gate attack that broke the example rather than to the copy."""
+def _cascade_candidates(plan, candidates: list, epsilon: float) -> tuple[list[np.ndarray], Any]:
+    """The candidates' bits for the worst case, and per example the candidate a break is attributed to.
+
+    Under the all-draws rule a cascaded cell's inherited rows copy a gate point that is wrong in every
+    draw: they stay as they are, so the worst case there is 0 (what the full suite would report at most),
+    and the examples whose selected point is such a copy are attributed to the gate it copies. Under the
+    legacy set-A rule the copies are set to all-correct instead: the gate point they copy is itself a
+    candidate, so the worst case takes its values and is attributed to it.
+    """
     bits = [c.correct for c in candidates]
-    # the suite's cascade only: a carried curve cell's kept rows copy a point at a smaller epsilon, which
-    # is not a candidate here, so they stand as that cell's own points
     staged = {attack_label(a) for a, e in plan.attack_cells() if e == epsilon and plan.cascaded(a, e)}
     cascaded = [i for i, c in enumerate(candidates) if c.kind == "attack" and c.attack in staged and "cascade" in c.info]
     if not cascaded:
-        return bits
-    gates = [c.correct for c in candidates if c.kind == "clean" or (c.attack in plan.cascade_gates)]
-    standing = survivors(gates).mask
-    for i in cascaded:
-        bits[i] = bits[i].copy()
-        bits[i][~standing] = True
-    return bits
+        return bits, None
+    gate_index = [i for i, c in enumerate(candidates) if c.kind == "clean" or c.attack in plan.cascade_gates]
+    found = survivors([bits[i] for i in gate_index], plan.cascade_rule)
+    if plan.cascade_rule == "set-a":
+        for i in cascaded:
+            bits[i] = bits[i].copy()
+            bits[i][~found.mask] = True
+        return bits, None
+    # a carried curve cell's kept rows copy a point at a smaller epsilon, which is not a candidate here:
+    # they stand as that cell's own points, and only the suite's cascade is re-attributed
+    source = np.where(found.source >= 0, np.asarray(gate_index)[np.maximum(found.source, 0)], -1)
+    return bits, (set(cascaded), source)
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
@@ -93,10 +101,16 @@ def summarize(result: RunResult) -> dict[str, Any]:
             candidates = [c for c in s.cells if c.kind == "clean"]
             candidates += [c for c in s.cells if c.kind == "attack" and c.epsilon == epsilon and c.status == "ok"]
             included.update(c.attack for c in candidates[1:])
-            w = worst_case(_cascade_candidates(plan, candidates, epsilon))
+            bits, attribution = _cascade_candidates(plan, candidates, epsilon)
+            w = worst_case(bits)
+            selected_points = w.selected
+            if attribution is not None:  # a copy of a gate's point counts for that gate
+                copies, source = attribution
+                is_copy = np.isin(w.selected, list(copies)) & (source >= 0)
+                selected_points = np.where(is_copy, source, w.selected)
             values.append(w.value)
             strict.append(w.strict)
-            for index, count in zip(*np.unique(w.selected, return_counts=True)):
+            for index, count in zip(*np.unique(selected_points, return_counts=True)):
                 label = candidates[int(index)].attack or "clean"
                 selected[label] = selected.get(label, 0) + int(count)
         per_example[epsilon] = values
@@ -134,7 +148,10 @@ def summarize(result: RunResult) -> dict[str, Any]:
                      # only where the suite ran as a cascade (entries without it ran every attack on all)
                      **({"cascade_gates": list(plan.cascade_gates)} if plan.cascade_gates else {}),
                      # only where some curve cell was carried up the epsilons
-                     **({"cascade_curves": True} if any(plan.carried(a, e) for a, e in plan.attack_cells()) else {})},
+                     **({"cascade_curves": True} if any(plan.carried(a, e) for a, e in plan.attack_cells()) else {}),
+                     # the rule a cascade or carried curve broke examples by (absent: the legacy set-A rule)
+                     **({"cascade_rule": plan.cascade_rule} if plan.cascade_rule != "set-a" and (
+                         plan.cascade_gates or any(plan.carried(a, e) for a, e in plan.attack_cells())) else {})},
         "clean": estimate(_values(clean_cells, expected_correct)).to_dict(),
         "clean_strict": estimate(_values(clean_cells, strict_correct)).to_dict(),
         "attacks": attacks,

@@ -179,6 +179,7 @@ def recompute_board(
         n_test=protocol["n_test"],
         sweep=len(entry["worst_case"]) > 1,  # the curve attacks' sweep adds worst cases at other epsilons
         carry_curves=bool(protocol.get("cascade_curves")),  # as the entry was computed
+        cascade_rule=protocol.get("cascade_rule", "set-a"),
     )
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "recompute.sqlite") as store:
@@ -240,6 +241,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
         quantum_device=protocol.get("quantum_device"), cascade_gates=gates, **sweep,
+        cascade_rule=protocol.get("cascade_rule", "set-a"),
     )
 
 
