@@ -59,8 +59,9 @@ TABLE1 = Experiment(
     ),
     attacks=PAPER_ATTACKS, epsilons=(EPS,),
     read=lambda s: _clean_fgsm_bim(s, TABLE1_PAPER),
-    notes="Our moons data is scikit-learn's make_moons with the dataset plugin's defaults (the paper does not "
-    "give its noise level or size); 100 epochs as in the paper.",
+    notes="The paper's moons data (1000 points, noise 0.03, 20% test) is exactly the moons plugin's defaults "
+    "(scikit-learn's make_moons); 100 epochs as in the paper. Amplitude encoding caps any classifier on these "
+    "points at 76.6% (reproductions/analysis/moons_amplitude_ceiling.txt).",
 )
 
 # --- table 2: the QNN-V/N/C/CN ablation on MNIST ---------------------------------------------------------
