@@ -40,7 +40,8 @@ from qbench.preflight import check_plugin_sources, describe, estimate, missing_w
 from qbench.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
 from qbench.render_markdown import pct
-from qbench.runner import Plan, Runner
+from qbench.plan import Plan
+from qbench.runner import Runner
 from qbench.store import Store, default_store_path
 from qbench.hashing import config_hash
 from qbench.readout import EXACT, readout_shots

@@ -14,7 +14,7 @@ from qbench.errors import UsageError
 from qbench.planning import make_plan
 from qbench.readout import readout_shots
 from qbench.registry import Registry
-from qbench.runner import Plan
+from qbench.plan import Plan
 from qbench.scoring import CASCADE_RULE
 from qbench.tracks import DEFAULTS, MAPPED_DNN, QNN
 

@@ -18,7 +18,7 @@ from qbench.dataset import DataSplit
 from qbench.errors import UsageError
 from qbench.hashing import config_hash
 from qbench.readout import has_quantum_readout
-from qbench.runner import Plan
+from qbench.plan import Plan
 
 #: where a checkout keeps the published entries and store
 DEFAULT_ENTRIES = Path("leaderboards")

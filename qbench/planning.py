@@ -1,4 +1,4 @@
-"""Making a :class:`~qbench.runner.Plan` from plugin names and options.
+"""Making a :class:`~qbench.plan.Plan` from plugin names and options.
 
 ``qbench evaluate``, the leaderboard grid, the paper reproductions and ``qbench verify`` all build plans
 the same way: components created for the track (so per-track option defaults apply), the dataset's own
@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from qbench.dataset import TrainingSchedule
 from qbench.registry import Registry
-from qbench.runner import Plan
+from qbench.plan import Plan
 
 #: a plugin by name and options
 Named = tuple[str, dict[str, Any]]

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from qbench.attack import attack_label
-from qbench.runner import seed_cells
+from qbench.plan import seed_cells
 from qbench.tracks import MAPPED_DNN, QNN
 
 if TYPE_CHECKING:
     from qbench.component import Component
     from qbench.dataset import DataSplit
-    from qbench.runner import Plan
+    from qbench.plan import Plan
     from qbench.store import Store
 
 

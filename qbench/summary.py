@@ -9,7 +9,8 @@ import numpy as np
 
 from qbench.attack import attack_label
 from qbench.checks import run_checks
-from qbench.runner import RunResult, component_ref
+from qbench.plan import component_ref
+from qbench.runner import RunResult
 from qbench.scoring import (
     SCORING_VERSION, estimate, expected_correct, relative_improvement, strict_correct, survivors, worst_case,
 )

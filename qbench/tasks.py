@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -38,14 +38,13 @@ from qbench.defense import Defense
 from qbench.errors import QBenchError
 from qbench.hashing import config_hash
 from qbench.model import is_stochastic
+from qbench.plan import Plan
 from qbench.progress import Reporter
 from qbench.readout import has_quantum_readout
 from qbench.rng import derive_seed, isolated_rng
 from qbench.scoring import Survivors
 from qbench.store import CellRecord, TrainingRecord
 
-if TYPE_CHECKING:
-    from qbench.runner import Plan
 
 #: tolerance for the epsilon-ball and domain checks on an attack's output
 BALL_TOLERANCE = 1e-5

@@ -33,7 +33,8 @@ from qbench.errors import UsageError
 from qbench.planning import make_plan
 from qbench.progress import Reporter
 from qbench.registry import Registry
-from qbench.runner import Plan, Runner
+from qbench.plan import Plan
+from qbench.runner import Runner
 from qbench.store import Store
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from qbench.planning import make_plan
 from qbench.registry import Registry
 from qbench.tracks import DEFAULTS
-from qbench.runner import Plan
+from qbench.plan import Plan
 
 
 @dataclass(frozen=True)
