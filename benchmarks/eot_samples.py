@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_model
 
-from qbench.context import Context
+from qbench.contract.context import Context
 from qbench.hashing import config_hash
 from qbench.registry import load_registry
-from qbench.runner import Plan
-from qbench.store import Store
+from qbench.running.runner import Plan
+from qbench.running.store import Store
 
 
 def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:

@@ -35,11 +35,11 @@ def one(kind: str, workers: int, store: Path, seeds: int, epochs: int, n_test: i
     import torch
 
     torch.set_num_threads(1)
-    from qbench.executor import executor_spec
-    from qbench.leaderboard import GridOptions, run_grid
+    from qbench.running.executor_spec import executor_spec
+    from qbench.publishing.leaderboard import GridOptions, run_grid
     from qbench.registry import load_registry
-    from qbench.runner import Runner
-    from qbench.store import Store
+    from qbench.running.runner import Runner
+    from qbench.running.store import Store
 
     registry = load_registry()
     options = GridOptions(boards=[BOARD], defenses=DEFENSES, seeds=list(range(seeds)), epochs=epochs, n_test=n_test,

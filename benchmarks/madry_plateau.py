@@ -25,9 +25,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qbench.context import Context  # noqa: E402
+from qbench.contract.context import Context  # noqa: E402
 from qbench.registry import load_registry  # noqa: E402
-from qbench.training import bim_examples, make_optimizer, train  # noqa: E402
+from qbench.contract.training import bim_examples, make_optimizer, train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

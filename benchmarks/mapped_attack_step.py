@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qbench import hardware  # noqa: E402
-from qbench.art_bridge import EOTPyTorchClassifier  # noqa: E402
+from qbench.contract.art_bridge import EOTPyTorchClassifier  # noqa: E402
 from qbench.hardware import noisy_mac  # noqa: E402
 from qbench_plugins.models.alexnet import AlexNet32  # noqa: E402
 from qbench_plugins.models.lenet import LeNet5  # noqa: E402

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qbench.circuit_model import reusing_unitaries  # noqa: E402
+from qbench.contract.circuit_model import reusing_unitaries  # noqa: E402
 from qbench_plugins.models.qcnn import QCNNConfig, QuantumCNN  # noqa: E402
 from qbench_plugins.models.qnn import LayeredQNN, QNNConfig  # noqa: E402
 

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from qbench.published_store import read_jsonl  # noqa: E402
+from qbench.publishing.published_store import read_jsonl  # noqa: E402
 
 
 def board_cost(board_dir: Path, store_dir: Path) -> tuple[int, int, float, float, int] | None:

@@ -10,21 +10,21 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from qbench.attack import Attack, AttackSkipped
-from qbench.context import Context
-from qbench.dataset import DataSplit, Dataset, TrainingSchedule
-from qbench.defense import Defense
-from qbench.domain import Domain
+from qbench.contract.attack import Attack, AttackSkipped
+from qbench.contract.context import Context
+from qbench.contract.dataset import DataSplit, Dataset, TrainingSchedule
+from qbench.contract.defense import Defense
+from qbench.contract.domain import Domain
 from qbench.errors import ConfigError, DataError, QBenchError, UsageError
 from qbench.hookspecs import hookimpl
-from qbench.model import Model, is_stochastic, noiseless_source
+from qbench.contract.model import Model, is_stochastic, noiseless_source
 
 _LAZY = {
     # importing these pulls in PennyLane / ART, which the CLI should not pay for on `qbench --help`
-    "CircuitClassifier": "qbench.circuit_model",
-    "LayerInsert": "qbench.circuit_model",
-    "art_classifier": "qbench.art_bridge",
-    "load_model": "qbench.loading",
+    "CircuitClassifier": "qbench.contract.circuit_model",
+    "LayerInsert": "qbench.contract.circuit_model",
+    "art_classifier": "qbench.contract.art_bridge",
+    "load_model": "qbench.publishing.loading",
 }
 
 

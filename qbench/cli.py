@@ -7,7 +7,7 @@ Every input (names, options, the PennyLane device, data files, the store, a remo
 before the store is opened, so a bad one leaves it untouched. Before computing, ``evaluate``, ``sweep``,
 ``leaderboard run`` and ``reproduce`` say on stderr how the track was chosen when it was not given, which
 plugins changed without a new version, and what they will compute at what estimated cost
-(:mod:`qbench.preflight`); ``--dry-run`` stops there.
+(:mod:`qbench.running.preflight`); ``--dry-run`` stops there.
 """
 
 from __future__ import annotations
@@ -30,23 +30,23 @@ from rich.markup import escape
 from rich.table import Table
 
 import qbench
-from qbench.config import parse_assignments
-from qbench.dataset import DataSplit
+from qbench.contract.config import parse_assignments
+from qbench.contract.dataset import DataSplit
 from qbench.errors import ConfigError, QBenchError, StoreError, UsageError
-from qbench.executor import KINDS, ExecutorSpec, executor_spec
-from qbench.grid import add_probe
-from qbench.planning import make_plan
-from qbench.preflight import check_plugin_sources, describe, estimate, missing_work, plan_components
-from qbench.progress import Reporter, RichReporter
+from qbench.running.executor_spec import KINDS, ExecutorSpec, executor_spec
+from qbench.running.grid import add_probe
+from qbench.running.planning import make_plan
+from qbench.running.preflight import check_plugin_sources, describe, estimate, missing_work, plan_components
+from qbench.contract.progress import Reporter, RichReporter
 from qbench.registry import Registry, load_registry
-from qbench.render_markdown import pct
-from qbench.plan import Plan
-from qbench.runner import Runner
-from qbench.store import Store, default_store_path
+from qbench.publishing.render_markdown import pct
+from qbench.running.plan import Plan
+from qbench.running.runner import Runner
+from qbench.running.store import Store, default_store_path
 from qbench.hashing import config_hash
-from qbench.readout import EXACT, readout_shots
-from qbench.summary import add_paper_protocol, compare, summarize
-from qbench.tracks import DEFAULTS, QNN, TRACKS
+from qbench.contract.readout import EXACT, readout_shots
+from qbench.publishing.summary import add_paper_protocol, compare, summarize
+from qbench.contract.tracks import DEFAULTS, QNN, TRACKS
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -683,8 +683,7 @@ def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench leaderboard run|build|render``."""
-    from qbench import leaderboard
-
+    from qbench.publishing import leaderboard
     if args.action is None:
         raise UsageError("leaderboard needs an action: run, build or render")
     if args.action == "render":
@@ -695,8 +694,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
             raise UsageError(f"no entries under {args.out} (qbench leaderboard build writes them)")
         print(json.dumps([str(p) for p in written]) if args.json else f"rendered {len(written)} pages under {args.out}")
         return 0
-    from qbench.entry import git_commit
-    from qbench.published_store import export_store, import_store
+    from qbench.running.provenance import git_commit
+    from qbench.publishing.published_store import export_store, import_store
 
     store_path = _store_path(args)
     create = args.action == "run" or args.published is not None
@@ -752,8 +751,7 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
 
 
 def _grid_options(args: argparse.Namespace):
-    from qbench import leaderboard
-
+    from qbench.publishing import leaderboard
     return leaderboard.GridOptions(
         boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
         seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
@@ -763,8 +761,7 @@ def _grid_options(args: argparse.Namespace):
 
 def _grid_actions(args, out, registry, runner, tracks, options, log, build_commit) -> int:
     """The grid's run or build over the selected tracks; 1 when a part failed."""
-    from qbench import leaderboard
-
+    from qbench.publishing import leaderboard
     status = 0
     for track in tracks:
         if args.action == "run":
@@ -787,8 +784,8 @@ def cmd_load_model(args: argparse.Namespace, out: Console, err: Console) -> int:
     import numpy as np
     from safetensors.torch import save_file
 
-    from qbench.loading import clean_bits, load_trained
-    from qbench.published_store import published_cells
+    from qbench.publishing.loading import clean_bits, load_trained
+    from qbench.publishing.published_store import published_cells
 
     _folder(args.published, "--published")
     _folder(args.entries, "--entries")
@@ -797,7 +794,7 @@ def cmd_load_model(args: argparse.Namespace, out: Console, err: Console) -> int:
                                                     f"its folder {args.save.parent} does not exist"))
     trained = load_trained(args.board, args.defense, args.seed, args.published, args.entries, _data_dir(args))
     bits = clean_bits(trained)
-    from qbench.scoring import expected_correct
+    from qbench.running.scoring import expected_correct
 
     clean_key = config_hash(trained.plan.cell_spec(trained.train_key, None, None, "clean"))
     committed = published_cells(args.published).get(clean_key)
@@ -823,7 +820,7 @@ def cmd_load_model(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench store export|import``: between a SQLite store and the published store (JSON lines + weights)."""
-    from qbench.published_store import export_store, import_store
+    from qbench.publishing.published_store import export_store, import_store
 
     if args.action is None:
         raise UsageError("store needs an action: export or import")
@@ -851,7 +848,7 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench merge SOURCE...``: exit 0, or 1 when a cell stored in both stores disagrees (the store's is kept)."""
-    from qbench.store_merge import merge_store
+    from qbench.running.store_merge import merge_store
 
     for source in args.sources:
         if not source.is_file():
@@ -879,8 +876,8 @@ def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench verify ENTRY``: exit 0 when every re-run cell agrees, 1 when one does not."""
-    from qbench import entry as entry_mod
-    from qbench.verify import verify
+    from qbench.publishing import entry as entry_mod
+    from qbench.publishing.verify import verify
 
     entry = entry_mod.load(args.entry)
     _folder(args.published, "--published")

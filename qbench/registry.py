@@ -7,14 +7,14 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from qbench.attack import Attack
-from qbench.component import Component
-from qbench.dataset import Dataset
-from qbench.defense import Defense
+from qbench.contract.attack import Attack
+from qbench.contract.component import Component
+from qbench.contract.dataset import Dataset
+from qbench.contract.defense import Defense
 from qbench.errors import PluginError, UsageError
-from qbench.model import Model
+from qbench.contract.model import Model
 from qbench.plugins import LoadProblem, PluginSet, load_plugins
-from qbench.tracks import TRACKS
+from qbench.contract.tracks import TRACKS
 
 KINDS: dict[str, type[Component]] = {
     "dataset": Dataset,

@@ -40,11 +40,11 @@ def cli():
 def moons_angle_plan(registry, defense: str, attacks: list[str], epsilons: list[float], *, epochs: int, **settings):
     """A plan of the moons board's angle-encoded QNN (seed 0, Adam 0.05, batch 32): the real plugins, cheap.
 
-    ``settings`` are the remaining :class:`qbench.runner.Plan` fields (``n_eot``, ``n_repeat``, ``n_test``,
+    ``settings`` are the remaining :class:`qbench.running.runner.Plan` fields (``n_eot``, ``n_repeat``, ``n_test``,
     ``shots``...). The defense gets its threat from the largest epsilon, as ``make_plan`` gives it.
     """
-    from qbench.dataset import TrainingSchedule
-    from qbench.runner import Plan
+    from qbench.contract.dataset import TrainingSchedule
+    from qbench.running.runner import Plan
 
     create = registry.create
     return Plan(

@@ -17,7 +17,7 @@ import torch
 
 import qbench
 from qbench import Attack, Dataset, Defense, Model
-from qbench.testing import TinyLinear, tiny_split
+from qbench.contract.testing import TinyLinear, tiny_split
 
 #: where SlowFit writes its markers (one file per event), for the kill-and-resume test
 MARKERS = "QBENCH_TEST_MARKERS"

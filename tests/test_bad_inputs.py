@@ -23,10 +23,10 @@ import pytest
 import fault_plugins
 import qbench
 import qbench.cli
-import qbench.dask_executor
+import qbench.running.dask_executor
 import qbench.plugins
 from qbench.registry import load_registry
-from qbench.store import CellRecord, Store, TrainingRecord
+from qbench.running.store import CellRecord, Store, TrainingRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "1", "--seeds", "1", "--n-test", "10", "--attack", "fgsm"]
@@ -274,7 +274,7 @@ def test_bad_input_is_one_clear_line_and_leaves_the_store_alone(bad, files, monk
         broken = EntryPoint(name="broken", value="qbench_no_such_module_xyz", group="qbench")
         monkeypatch.setattr(qbench.plugins, "entry_points", lambda group: [*real(group=group), broken])
     elif bad.plugin == "impatient":
-        monkeypatch.setattr(qbench.dask_executor, "CONNECT_TIMEOUT", "1s")
+        monkeypatch.setattr(qbench.running.dask_executor, "CONNECT_TIMEOUT", "1s")
     elif bad.plugin is not None:
         monkeypatch.setattr(qbench.cli, "load_registry", lambda: load_registry(PLUGINS[bad.plugin]()))
     args = [a.replace("{d}", str(files)).replace("{store}", str(store)) for a in bad.args]

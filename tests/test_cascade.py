@@ -18,13 +18,13 @@ import torch
 
 import qbench
 from qbench import Attack
-from qbench.dataset import TrainingSchedule
-from qbench.executor import InProcessExecutor, ProcessPool
+from qbench.contract.dataset import TrainingSchedule
+from qbench.running.executor import InProcessExecutor, ProcessPool
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.scoring import survivors, worst_case
-from qbench.store import Store
-from qbench.summary import summarize
+from qbench.running.runner import Plan, Runner
+from qbench.running.scoring import survivors, worst_case
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
 from test_scoring_v2_runs import _Plugins as ScoringPlugins
 
 SEEN: list[int] = []
@@ -208,8 +208,8 @@ def test_without_gates_nothing_is_cascaded(registry):
 def test_verify_rebuilds_a_cascaded_cells_plan_with_its_gates(registry, tmp_path):
     """``qbench verify`` re-runs a cascaded cell behind its gates: the plan it builds from the entry names
     the entry's cell key (which names the gates' keys), and re-running it reproduces the stored bits."""
-    from qbench.entry import build_entry
-    from qbench.verify import _plan
+    from qbench.publishing.entry import build_entry
+    from qbench.publishing.verify import _plan
 
     p = plan(registry, "none", ["fgsm", "pgd", "cascade_recording"], ("fgsm", "pgd"))
     with Store.open(tmp_path / "s.sqlite") as store:
@@ -331,8 +331,8 @@ def summarize_protocol(registry, tmp_path):
 
 
 def test_verify_rebuilds_a_carried_cell_behind_its_smaller_epsilons(registry, tmp_path):
-    from qbench.entry import build_entry, validate
-    from qbench.verify import _plan
+    from qbench.publishing.entry import build_entry, validate
+    from qbench.publishing.verify import _plan
 
     with Store.open(tmp_path / "s.sqlite") as store:
         result = Runner(store).run(curve_plan(registry, "v2_noisy_logits", carried=True))
@@ -354,7 +354,7 @@ def test_verify_rebuilds_a_carried_cell_behind_its_smaller_epsilons(registry, tm
 def test_the_dry_runs_keys_are_the_stored_cells_for_cascaded_and_carried_plans(registry, tmp_path):
     """``--dry-run`` counts what is missing by the keys the runner stores: a cascaded or carried cell's key
     names its gates', so a preflight keying it as a standalone cell would call every such cell missing."""
-    from qbench.preflight import missing_work, plan_keys
+    from qbench.running.preflight import missing_work, plan_keys
 
     p = dataclasses.replace(curve_plan(registry, "none", carried=True), attacks=[registry.create("attack", a)
                             for a in ("fgsm", "pgd", "cascade_recording")], cascade_gates=("fgsm", "pgd"))

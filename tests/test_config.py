@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from qbench.config import build_config, parse_assignments
+from qbench.contract.config import build_config, parse_assignments
 from qbench.errors import ConfigError
 
 

@@ -1,6 +1,6 @@
 """Costs said before they are paid: `evaluate`, `leaderboard run` and `reproduce` say on stderr what they
 will compute and about how long it takes, from the store's own timings where it has them, else qbench's
-measured defaults (qbench/preflight.py); `--dry-run` says only that. Real console-script runs on real
+measured defaults (qbench/running/preflight.py); `--dry-run` says only that. Real console-script runs on real
 SQLite stores."""
 
 import hashlib
@@ -11,9 +11,9 @@ import statistics
 from pathlib import Path
 
 from qbench import cli as qcli
-from qbench.preflight import DEFAULT_TIMINGS, duration, missing_work, plan_keys
+from qbench.running.preflight import DEFAULT_TIMINGS, duration, missing_work, plan_keys
 from qbench.registry import load_registry
-from qbench.store import Store
+from qbench.running.store import Store
 
 QUICK = ["--defense", "none", "--seeds", "1", "--epochs", "2", "--n-test", "20", "--attack", "fgsm"]
 
@@ -107,8 +107,8 @@ def test_reproduce_says_its_cost_first(cli, store_path):
 def test_the_store_median_is_per_dataset_model_defense_and_attack(tmp_path):
     """Two stored fgsm cells of the undefended model (1 s and 3 s on 200 points) time a third at their
     median; a noise_layer fgsm cell is not timed by them."""
-    from qbench.preflight import Item, Work, estimate
-    from qbench.store import CellRecord, TrainingRecord
+    from qbench.running.preflight import Item, Work, estimate
+    from qbench.running.store import CellRecord, TrainingRecord
 
     with Store.open(tmp_path / "s.sqlite") as store:
         store.artifacts.mkdir()
@@ -135,7 +135,7 @@ def test_missing_work_counts_failed_cells_again(tmp_path):
     args = qcli.build_parser().parse_args(["evaluate", *QUICK])
     plan = qcli._plan(args, registry, "none", {})
     data = qcli._Datasets(None, qcli.Reporter(), tmp_path / "s.sqlite")(plan.dataset)
-    from qbench.store import CellRecord
+    from qbench.running.store import CellRecord
 
     with Store.open(tmp_path / "s.sqlite") as store:
         train_key, cells = plan_keys(plan, 0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qbench import entry as entry_mod
+from qbench.publishing import entry as entry_mod
 from qbench.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]

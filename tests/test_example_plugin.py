@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qbench.testing import check_attack, check_defense
+from qbench.contract.testing import check_attack, check_defense
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "qbench-plugin-example"
 

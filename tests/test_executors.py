@@ -15,16 +15,16 @@ from distributed import LocalCluster
 from test_kill_resume import snapshot
 
 from qbench.cli import main
-from qbench.dask_executor import DaskExecutor
-from qbench.dataset import TrainingSchedule
+from qbench.running.dask_executor import DaskExecutor
+from qbench.contract.dataset import TrainingSchedule
 from qbench.errors import UsageError
-from qbench.executor import InProcessExecutor
-from qbench.grid import board_plan, boards
-from qbench.leaderboard import GridOptions, run_grid
+from qbench.running.executor import InProcessExecutor
+from qbench.running.grid import board_plan, boards
+from qbench.publishing.leaderboard import GridOptions, run_grid
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.store import Store
-from qbench.tasks import CellTask, TrainTask, Workspace
+from qbench.running.runner import Plan, Runner
+from qbench.running.store import Store
+from qbench.running.tasks import CellTask, TrainTask, Workspace
 
 PLUGINS = "moons,qnn,none,gaussian_augmentation,fgsm,iterative"
 BOARD, DEFENSES, SEEDS = "moons-qnn-angle", ["none", "gaussian_augmentation"], [0, 1]

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from qbench.circuit_model import reusing_unitaries
+from qbench.contract.circuit_model import reusing_unitaries
 from qbench_plugins.defenses.noise_layer import NoiseLayer
 from qbench_plugins.models.qcnn import QCNNConfig, QuantumCNN
 from qbench_plugins.models.qnn import LayeredQNN, QNNConfig

@@ -136,10 +136,10 @@ class Grid:
 
 def test_grid_killed_during_training_an_attack_and_between_cells_resumes_to_the_same_store(tmp_path, monkeypatch):
     import fault_plugins
-    from qbench.leaderboard import GridOptions, run_grid
+    from qbench.publishing.leaderboard import GridOptions, run_grid
     from qbench.registry import load_registry
-    from qbench.runner import Runner
-    from qbench.store import Store
+    from qbench.running.runner import Runner
+    from qbench.running.store import Store
 
     store = tmp_path / "killed.sqlite"
     grid = Grid(tmp_path, store)

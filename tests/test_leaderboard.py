@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qbench import entry as entry_mod
+from qbench.publishing import entry as entry_mod
 from qbench.errors import UsageError
-from qbench.leaderboard import rendered_files
+from qbench.publishing.leaderboard import rendered_files
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--track", "qnn", "--board", "moons-qnn-angle", "--defense", "none", "--defense", "gaussian_augmentation",
@@ -138,8 +138,8 @@ def test_committed_board_page_renders_in_headless_chromium(tmp_path):
 
 
 def test_board_protocol_reaches_the_plan_and_the_cli_overrides_it():
-    from qbench.grid import board_plan, boards
-    from qbench.leaderboard import GridOptions
+    from qbench.running.grid import board_plan, boards
+    from qbench.publishing.leaderboard import GridOptions
     from qbench.registry import load_registry
 
     registry = load_registry()
@@ -155,8 +155,8 @@ def test_board_protocol_reaches_the_plan_and_the_cli_overrides_it():
 
 
 def test_pages_name_what_the_grid_lacks_and_how_to_compute_it():
-    from qbench.coverage import gaps
-    from qbench.render_markdown import gap_line
+    from qbench.publishing.coverage import gaps
+    from qbench.publishing.render_markdown import gap_line
 
     def entry(track, defense, seeds=(0, 1, 2)):
         return {"track": track, "defense": {"name": defense}, "seeds": list(seeds)}

@@ -10,8 +10,8 @@ import torch
 
 import qbench
 from qbench.errors import UsageError
-from qbench.loading import clean_bits, load_trained
-from qbench.published_store import published_cells
+from qbench.publishing.loading import clean_bits, load_trained
+from qbench.publishing.published_store import published_cells
 from conftest import ROOT, SHARED_DATA
 
 PUBLISHED = ROOT / "leaderboards" / "store"
@@ -59,7 +59,7 @@ def test_the_cli_loads_checks_and_saves_a_published_model(tmp_path, cli):
 
 def test_every_committed_v2_entry_recomputes_exactly_from_the_committed_store():
     from qbench.registry import load_registry
-    from qbench.verify import recompute_board
+    from qbench.publishing.verify import recompute_board
 
     registry = load_registry()
     boards = sorted({p.parent for p in ENTRIES.glob("*/*/*.json")

@@ -12,13 +12,13 @@ import pytest
 
 import masking_plugins
 from conftest import SHARED_DATA
-from qbench.checks import tolerance
-from qbench.grid import Board, board_plan
-from qbench.leaderboard import assign_ranks
+from qbench.running.checks import tolerance
+from qbench.running.grid import Board, board_plan
+from qbench.publishing.leaderboard import assign_ranks
 from qbench.registry import load_registry
-from qbench.runner import Runner
-from qbench.store import Store
-from qbench.summary import summarize
+from qbench.running.runner import Runner
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
 
 MASKS = ("mask_round", "mask_detach")
 
@@ -80,7 +80,7 @@ def test_masking_defenses_on_lenet_are_exposed_flagged_and_ranked_last(tmp_path)
 
 
 def test_plugin_authors_guard_catches_masking_before_submission():
-    from qbench.testing import check_gradients, tiny_split
+    from qbench.contract.testing import check_gradients, tiny_split
 
     data = tiny_split(n_features=4)
     for masked in (masking_plugins.RoundInput, masking_plugins.DetachedStage):
@@ -93,8 +93,8 @@ def test_plugin_authors_guard_catches_masking_before_submission():
 
 
 def test_the_large_epsilon_probe_runs_on_unbounded_domains_scaled_to_the_data():
-    from qbench.context import Context
-    from qbench.grid import BOARDS, add_probe
+    from qbench.contract.context import Context
+    from qbench.running.grid import BOARDS, add_probe
 
     registry = load_registry()
     board = next(b for b in BOARDS["qnn"] if b.name == "moons-qnn-angle")

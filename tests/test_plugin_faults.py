@@ -9,12 +9,12 @@ complete, in this process and on a process pool alike.
 import pytest
 
 import fault_plugins
-from qbench.dataset import TrainingSchedule
-from qbench.executor import InProcessExecutor, ProcessPool
-from qbench.leaderboard import GridOptions, run_grid
+from qbench.contract.dataset import TrainingSchedule
+from qbench.running.executor import InProcessExecutor, ProcessPool
+from qbench.publishing.leaderboard import GridOptions, run_grid
 from qbench.registry import load_registry
-from qbench.runner import Plan, PlanFailed, RunResult, Runner
-from qbench.store import Store
+from qbench.running.runner import Plan, PlanFailed, RunResult, Runner
+from qbench.running.store import Store
 
 ATTACK_FAULTS = {
     "fault_generate_raises": "attack 'fault_generate_raises' raised in generate: ValueError: generate exploded",

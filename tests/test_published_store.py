@@ -16,11 +16,11 @@ import fault_plugins
 import numpy as np
 import pytest
 
-from qbench.dataset import TrainingSchedule
-from qbench.published_store import CELLS, TRAININGS, export_store, import_store, published_cells, read_jsonl
+from qbench.contract.dataset import TrainingSchedule
+from qbench.publishing.published_store import CELLS, TRAININGS, export_store, import_store, published_cells, read_jsonl
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.store import Store
+from qbench.running.runner import Plan, Runner
+from qbench.running.store import Store
 
 from test_kill_resume import count_cells
 

@@ -8,8 +8,8 @@ from qbench.registry import load_registry
 from qbench.reproductions import REPRODUCTIONS, get
 from qbench.reproductions import report as rr
 from qbench.reproductions.experiment import Experiment, Setting, Value, accuracy_value, robust
-from qbench.runner import Runner
-from qbench.store import Store
+from qbench.running.runner import Runner
+from qbench.running.store import Store
 
 
 def test_every_experiment_builds_valid_plans_with_the_papers_protocol():

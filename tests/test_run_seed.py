@@ -2,10 +2,10 @@
 
 import fault_plugins
 
-from qbench.dataset import TrainingSchedule
+from qbench.contract.dataset import TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.store import Store
+from qbench.running.runner import Plan, Runner
+from qbench.running.store import Store
 
 
 def test_each_run_seed_trains_its_own_transfer_surrogate(tmp_path):

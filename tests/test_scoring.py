@@ -1,10 +1,10 @@
-"""Scoring v2 as pure functions of per-example, per-draw bits (qbench.scoring)."""
+"""Scoring v2 as pure functions of per-example, per-draw bits (qbench.running.scoring)."""
 
 import numpy as np
 import pytest
 
-from qbench.checks import run_checks
-from qbench.scoring import (
+from qbench.running.checks import run_checks
+from qbench.running.scoring import (
     compare_paired, draw_sets, estimate, expected_correct, relative_improvement, shared_ranks, strict_correct,
     wilson_interval, worst_case,
 )
@@ -149,7 +149,7 @@ def test_apgd_weaker_than_pgd_and_epsilon_zero_checks():
 
 
 def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it():
-    from qbench.summary import compare
+    from qbench.publishing.summary import compare
 
     def summary(seconds):
         return {"training": {"median_seconds": float(np.median(seconds))}, "worst_case": []}
@@ -159,7 +159,7 @@ def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it
     compare(augmented, undefended)
     assert augmented["training"]["relative_cost"] == pytest.approx(121.7 / 62.9)
 def test_relative_improvement_pairs_the_same_epsilons():
-    from qbench.summary import compare
+    from qbench.publishing.summary import compare
 
     def summary(points):
         return {"training": {"median_seconds": 1.0},
@@ -175,7 +175,7 @@ def test_relative_improvement_pairs_the_same_epsilons():
 
 
 def test_paper_protocol_falls_back_to_the_ranking_epsilon():
-    from qbench.summary import add_paper_protocol
+    from qbench.publishing.summary import add_paper_protocol
 
     row = {"attack": "noiseless-pgd", "epsilon": 8 / 255, "status": "ok", "robust": {"mean": 0.11}}
     summary = {"attacks": [row, {**row, "attack": "pgd", "robust": {"mean": 0.03}}]}

@@ -15,11 +15,11 @@ import torch
 
 import qbench
 from qbench import Attack, Defense
-from qbench.dataset import TrainingSchedule
+from qbench.contract.dataset import TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.store import Store
-from qbench.summary import summarize
+from qbench.running.runner import Plan, Runner
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
 
 
 class _NoisyLogits(torch.nn.Module):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qbench.errors import StoreError
-from qbench.store import CellRecord, Store, TrainingRecord
+from qbench.running.store import CellRecord, Store, TrainingRecord
 
 
 def cell(key, status="ok", acc=0.5, correct=(True, False, True)):

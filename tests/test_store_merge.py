@@ -7,7 +7,7 @@ import pytest
 from test_cli import digest, one_line_error
 
 from qbench.cli import main
-from qbench.store import Store
+from qbench.running.store import Store
 
 FAST = ["--epochs", "2", "--seeds", "1", "--n-test", "40", "--attack", "fgsm", "--json"]
 

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 import qbench.cli
-from qbench.progress import RichReporter
+from qbench.contract.progress import RichReporter
 
 WIDTH = {"COLUMNS": "80", "LINES": "50"}
 

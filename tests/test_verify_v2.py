@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbench import entry as entry_mod
-from qbench.published_store import CELLS, read_jsonl
+from qbench.publishing import entry as entry_mod
+from qbench.publishing.published_store import CELLS, read_jsonl
 from qbench.registry import load_registry
-from qbench.store import _pack, _unpack
-from qbench.verify import verify
+from qbench.running.store import _pack, _unpack
+from qbench.publishing.verify import verify
 
 GRID = ["--track", "qnn", "--board", "moons-qnn-angle", "--defense", "none", "--defense", "gaussian_augmentation",
         "--seeds", "2", "--epochs", "2", "--n-test", "24", "--no-sweep"]

@@ -36,7 +36,7 @@ from art.attacks.evasion import AutoProjectedGradientDescent
 
 import qbench
 from qbench import Attack, AttackSkipped, is_stochastic
-from qbench.art_bridge import EOTOption, EOTPyTorchClassifier, art_classifier, eot_estimator_like, to_numpy_inputs
+from qbench.contract.art_bridge import EOTOption, EOTPyTorchClassifier, art_classifier, eot_estimator_like, to_numpy_inputs
 from qbench_plugins.attacks.square import margins, rows_per_call
 
 

@@ -9,7 +9,7 @@ from art.attacks.evasion import FastGradientMethod
 
 import qbench
 from qbench import Attack
-from qbench.art_bridge import art_classifier, to_numpy_inputs, with_domain
+from qbench.contract.art_bridge import art_classifier, to_numpy_inputs, with_domain
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch
 
 import qbench
 from qbench import Attack, AttackSkipped
-from qbench.art_bridge import EOTOption
+from qbench.contract.art_bridge import EOTOption
 from qbench_plugins.attacks.square import MAX_ROWS, eot_samples, margins
 
 #: the largest input (coordinates per example) the grid is enumerated for

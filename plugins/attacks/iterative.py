@@ -16,7 +16,7 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_n
 
 import qbench
 from qbench import Attack
-from qbench.art_bridge import EOTOption, art_classifier, to_numpy_inputs, with_domain
+from qbench.contract.art_bridge import EOTOption, art_classifier, to_numpy_inputs, with_domain
 
 
 def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, decay=None, eot=None):

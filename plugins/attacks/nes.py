@@ -33,7 +33,7 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_n
 
 import qbench
 from qbench import Attack
-from qbench.art_bridge import EOTPyTorchClassifier, to_numpy_inputs, with_domain
+from qbench.contract.art_bridge import EOTPyTorchClassifier, to_numpy_inputs, with_domain
 
 
 class NESClassifier(EOTPyTorchClassifier):

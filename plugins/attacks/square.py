@@ -36,7 +36,7 @@ from art.attacks.evasion import SquareAttack
 
 import qbench
 from qbench import Attack, is_stochastic
-from qbench.art_bridge import EOTOption, EOTPyTorchClassifier, to_numpy_inputs
+from qbench.contract.art_bridge import EOTOption, EOTPyTorchClassifier, to_numpy_inputs
 
 #: forward rows per call when scoring (bounds memory for large candidate sets), and input values per call
 #: (fewer rows of larger inputs)
@@ -53,7 +53,7 @@ def margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_eot: int
     """Per example, ``z_y - max_{j != y} z_j`` of ``model(x)`` averaged over ``n_eot`` forwards (N,).
 
     Negative means misclassified. The samples are ``n_eot`` separate forwards (as in
-    :class:`qbench.art_bridge.EOTPyTorchClassifier`), so a model that draws its noise once per forward
+    :class:`qbench.contract.art_bridge.EOTPyTorchClassifier`), so a model that draws its noise once per forward
     (weight read-back noise) gets a fresh draw for each, as does one that draws it per example.
     """
     out = []

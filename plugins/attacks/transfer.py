@@ -25,10 +25,10 @@ from safetensors.torch import load_model, save_model
 
 import qbench
 from qbench import Attack, AttackSkipped, TrainingSchedule
-from qbench.art_bridge import art_classifier, to_numpy_inputs, with_domain
+from qbench.contract.art_bridge import art_classifier, to_numpy_inputs, with_domain
 from qbench.hashing import config_hash
-from qbench.rng import isolated_rng
-from qbench.training import train
+from qbench.contract.rng import isolated_rng
+from qbench.contract.training import train
 from qbench_plugins.attacks.square import image_shape
 
 

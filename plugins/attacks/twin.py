@@ -22,7 +22,7 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_n
 
 import qbench
 from qbench import Attack, AttackSkipped
-from qbench.art_bridge import art_classifier, eot_estimator_like, to_numpy_inputs, with_domain
+from qbench.contract.art_bridge import art_classifier, eot_estimator_like, to_numpy_inputs, with_domain
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 import qbench
 from qbench import Defense, TrainingSchedule
-from qbench.training import bim_examples, make_optimizer, train
+from qbench.contract.training import bim_examples, make_optimizer, train
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class AdversarialTraining(Defense):
 
     def madry_loss(self, domain):
         """The per-batch loss of ``refresh="batch"``: cross-entropy on the batch's PGD examples against the
-        current weights (``qbench.training.train``'s ``batch_loss``)."""
+        current weights (``qbench.contract.training.train``'s ``batch_loss``)."""
         c = self.config
 
         def batch_loss(model, x, y, epoch):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import qbench
 from qbench import Defense, TrainingSchedule
-from qbench.training import bim_examples, make_optimizer, train
+from qbench.contract.training import bim_examples, make_optimizer, train
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from art.defences.preprocessor import GaussianAugmentation as ARTGaussianAugment
 
 import qbench
 from qbench import Defense
-from qbench.rng import isolated_rng
-from qbench.training import train
+from qbench.contract.rng import isolated_rng
+from qbench.contract.training import train
 
 
 @dataclass(frozen=True)

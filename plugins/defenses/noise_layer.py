@@ -5,7 +5,7 @@ sigma^2)`` drawn afresh at every forward and for every example, and ``beta_l`` o
 layer (initial 0.25). Training (algorithm 1) uses the combined loss of eq. 9,
 ``gamma * L(x_adv) + (1 - gamma) * L(x)``, with ``x_adv`` from BIM through the *noisy* model (eq. 8).
 Inference (algorithm 2) measures the readout J times with the noise redrawn per shot and returns the
-most frequent outcome. J is the board's readout, ``ctx.shots`` (equal readout, :mod:`qbench.readout`: every
+most frequent outcome. J is the board's readout, ``ctx.shots`` (equal readout, :mod:`qbench.contract.readout`: every
 defense on a board predicts from the same measurement budget; the seed paper's J = 50 is the QNN track's
 default); with ``ctx.shots = None`` the prediction is the argmax of the exact class probabilities of one
 noisy forward.
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 import qbench
 from qbench import CircuitClassifier, Defense, LayerInsert, UsageError
-from qbench.readout import frequencies, label_from_frequencies, measure
-from qbench.training import bim_examples, train
+from qbench.contract.readout import frequencies, label_from_frequencies, measure
+from qbench.contract.training import bim_examples, train
 
 ABLATIONS = {
     # name: (noise, combined_loss)

@@ -23,7 +23,7 @@ from art.attacks.evasion import FastGradientMethod
 
 import qbench
 from qbench import Defense, hardware
-from qbench.art_bridge import art_classifier, to_numpy_inputs
+from qbench.contract.art_bridge import art_classifier, to_numpy_inputs
 from qbench_plugins.defenses.hardware_options import HardwareConfig, characterisation
 
 

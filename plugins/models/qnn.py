@@ -17,7 +17,7 @@ import torch
 
 import qbench
 from qbench import CircuitClassifier, DataSplit, Model
-from qbench.circuit_model import wires_for
+from qbench.contract.circuit_model import wires_for
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from qbench.planning import make_plan
+from qbench.running.planning import make_plan
 from qbench.registry import Registry
-from qbench.tracks import DEFAULTS
-from qbench.plan import Plan
+from qbench.contract.tracks import DEFAULTS
+from qbench.running.plan import Plan
 
 
 @dataclass(frozen=True)

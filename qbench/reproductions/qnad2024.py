@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from qbench.reproductions.experiment import Experiment, Setting, Value, accuracy_value, robust
-from qbench.scoring import relative_improvement
+from qbench.running.scoring import relative_improvement
 
 TITLE = "Kundu et al. 2024, QNAD: Quantum Noise Injection for Adversarial Defense in DNNs (HOST 2024)"
 ATTACKS = (("noiseless-fgsm", {}), ("noiseless-pgd", {}))

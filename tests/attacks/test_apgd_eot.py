@@ -11,9 +11,9 @@ import pytest
 import torch
 from art.attacks.evasion import AutoProjectedGradientDescent
 
-from qbench.art_bridge import art_classifier, eot_estimator_like, to_numpy_inputs
+from qbench.contract.art_bridge import art_classifier, eot_estimator_like, to_numpy_inputs
 from qbench.registry import load_registry
-from qbench.testing import context, tiny_split
+from qbench.contract.testing import context, tiny_split
 
 REGISTRY = load_registry()
 

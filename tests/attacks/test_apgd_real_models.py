@@ -1,6 +1,6 @@
 """APGD-CE under EOT is not weaker than PGD beyond noise, on the real stochastic models of both tracks.
 
-The issue's claim, checked through the runner, a real SQLite store and :func:`qbench.summary.summarize`:
+The issue's claim, checked through the runner, a real SQLite store and :func:`qbench.publishing.summary.summarize`:
 the ``noise_layer`` QNN on moons (angle encoding, 50-shot voting) and LeNet on MNIST read back through
 ibm_nairobi's noise (``intrinsic_noise``). APGD version 1 let single noisy ``predict`` calls decide which
 examples to attack and which iterate to keep; run with that behaviour (the plugin's stochastic branch
@@ -10,7 +10,7 @@ check) and 10.25 points weaker on LeNet (caught by the paired comparison below),
 Both are paired comparisons on the same examples and, with common random numbers, the same evaluation
 draws, so two tolerances are checked:
 
-- the summary's own ``apgd-weaker-than-pgd`` check and the same rule restated, ``qbench.checks.tolerance``:
+- the summary's own ``apgd-weaker-than-pgd`` check and the same rule restated, ``qbench.running.checks.tolerance``:
   two binomial standard errors at PGD's accuracy over the ``n`` test examples plus one example (what an
   unpaired reading of two accuracies on ``n`` examples may differ by from sampling alone);
 - the paired rule: the mean per-example difference (APGD minus PGD, expected correctness on set B) must
@@ -26,13 +26,13 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from qbench.checks import tolerance
-from qbench.dataset import TrainingSchedule
+from qbench.running.checks import tolerance
+from qbench.contract.dataset import TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.scoring import expected_correct
-from qbench.store import Store
-from qbench.summary import summarize
+from qbench.running.runner import Plan, Runner
+from qbench.running.scoring import expected_correct
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
 
 
 @pytest.fixture(autouse=True)

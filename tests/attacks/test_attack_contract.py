@@ -6,7 +6,7 @@ import torch
 
 from qbench import AttackSkipped, Domain
 from qbench.registry import load_registry
-from qbench.testing import TinyLinear, context, tiny_split
+from qbench.contract.testing import TinyLinear, context, tiny_split
 
 REGISTRY = load_registry()
 GRADIENT_ATTACKS = ["fgsm", "bim", "pgd", "mim", "apgd-ce"]

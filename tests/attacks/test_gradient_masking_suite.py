@@ -15,7 +15,7 @@ from sklearn.datasets import make_moons
 
 from qbench import AttackSkipped, DataSplit, Domain
 from qbench.registry import load_registry
-from qbench.testing import TinyLinear, check_attack, check_component, context, tiny_split
+from qbench.contract.testing import TinyLinear, check_attack, check_component, context, tiny_split
 
 REGISTRY = load_registry()
 EPS = 0.1
@@ -287,9 +287,9 @@ def test_the_runner_reports_the_masking_defense_as_unreliable_with_the_new_attac
     attacks (measured: clean 0.95, pgd 0.96, grid-search 0.74, square 0.74, nes 0.75), apgd-t is recorded as
     skipped (2 classes), and the summary flags the gradient-free attacks beating every white-box one."""
     from qbench import Dataset, Defense, Model, TrainingSchedule
-    from qbench.runner import Plan, Runner
-    from qbench.store import Store
-    from qbench.summary import summarize
+    from qbench.running.runner import Plan, Runner
+    from qbench.running.store import Store
+    from qbench.publishing.summary import summarize
 
     class Moons01(Dataset):
         name, description, tracks = "moons01", "moons scaled to [0, 1]", ("qnn",)

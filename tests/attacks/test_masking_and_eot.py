@@ -6,10 +6,10 @@ import torch
 
 from qbench import Dataset, Defense, Domain, Model, TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.store import Store
-from qbench.summary import summarize
-from qbench.testing import TinyLinear, context, tiny_split
+from qbench.running.runner import Plan, Runner
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
+from qbench.contract.testing import TinyLinear, context, tiny_split
 
 REGISTRY = load_registry()
 

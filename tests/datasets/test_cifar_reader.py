@@ -11,7 +11,7 @@ import torch
 
 from qbench import DataError
 from qbench.errors import ConfigError
-from qbench.testing import check_dataset, context
+from qbench.contract.testing import check_dataset, context
 from qbench_plugins.datasets import cifar10, cifar100
 from qbench_plugins.datasets.cifar_binary import read_cifar10_file, read_cifar100_file
 from qbench_plugins.datasets.cifar10 import Cifar10

@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 
 from qbench import DataError
 from qbench.errors import ConfigError
-from qbench.testing import check_dataset, context
+from qbench.contract.testing import check_dataset, context
 from qbench_plugins.datasets import digits_1v9
 from qbench_plugins.datasets.digits_1v9 import Digits1v9, upsample
 

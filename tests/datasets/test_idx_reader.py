@@ -13,7 +13,7 @@ import torch
 
 from qbench import DataError
 from qbench.errors import ConfigError
-from qbench.testing import check_dataset, context
+from qbench.contract.testing import check_dataset, context
 from qbench_plugins.datasets import mnist, mnist_1v9
 from qbench_plugins.datasets.idx import find_mnist_file, load_mnist_split, read_idx_images, read_idx_labels
 from qbench_plugins.datasets.mnist import Mnist

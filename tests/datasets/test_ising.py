@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qbench.errors import ConfigError
-from qbench.testing import check_dataset, context
+from qbench.contract.testing import check_dataset, context
 from qbench_plugins.datasets import ising
 from qbench_plugins.datasets.ising import Ising, field_values, ground_state, ising_hamiltonian
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from qbench.testing import context
+from qbench.contract.testing import context
 from qbench_plugins.datasets.cifar10 import Cifar10
 from qbench_plugins.datasets.cifar100 import Cifar100
 from qbench_plugins.datasets.mnist import Mnist

@@ -1,10 +1,10 @@
-"""Every built-in defense through qbench.testing's contract checks, on the models it supports."""
+"""Every built-in defense through qbench.contract.testing's contract checks, on the models it supports."""
 
 import pytest
 import torch
 
 from qbench.registry import load_registry
-from qbench.testing import check_defense, context, tiny_split
+from qbench.contract.testing import check_defense, context, tiny_split
 
 REGISTRY = load_registry()
 
@@ -86,7 +86,7 @@ def test_gaussian_augmentation_doubles_the_training_set():
 @pytest.mark.parametrize("model_name", ["qnn", "qcnn"])
 @pytest.mark.parametrize("encoding", ["amplitude", "angle"])
 def test_circuit_models_follow_the_contract(model_name, encoding):
-    from qbench.testing import check_model
+    from qbench.contract.testing import check_model
 
     data = tiny_split(n_features=8 if encoding == "angle" else 16)
     options = {"encoding": encoding}

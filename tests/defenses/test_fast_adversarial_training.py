@@ -6,12 +6,12 @@ import pytest
 import torch
 from conftest import moons_angle_plan
 
-from qbench.dataset import TrainingSchedule
+from qbench.contract.dataset import TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Runner
-from qbench.store import Store
-from qbench.summary import summarize
-from qbench.testing import check_defense, check_gradients, context, tiny_split
+from qbench.running.runner import Runner
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
+from qbench.contract.testing import check_defense, check_gradients, context, tiny_split
 from qbench_plugins.defenses.fast_adversarial_training import FastAdversarialTraining
 
 

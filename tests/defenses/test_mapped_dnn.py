@@ -4,9 +4,9 @@ import torch
 
 from qbench import Dataset, DataSplit, Domain, TrainingSchedule
 from qbench.registry import load_registry
-from qbench.runner import Plan, Runner
-from qbench.store import Store
-from qbench.summary import summarize
+from qbench.running.runner import Plan, Runner
+from qbench.running.store import Store
+from qbench.publishing.summary import summarize
 
 REGISTRY = load_registry()
 CHEAP = {"grid": 5, "repeats": 2, "shots": 256}
@@ -73,8 +73,8 @@ def test_adversarial_training_is_madry_pgd_at_the_plans_epsilon_on_the_mapped_tr
 
 def test_madry_refresh_attacks_every_batch_against_the_current_weights(monkeypatch):
     import qbench_plugins.defenses.adversarial_training as module
-    from qbench.context import Context
-    from qbench.testing import tiny_split
+    from qbench.contract.context import Context
+    from qbench.contract.testing import tiny_split
 
     data = tiny_split(n_train=100)
     calls = []

@@ -6,7 +6,7 @@ import torch
 
 from qbench import TrainingSchedule
 from qbench.registry import load_registry
-from qbench.testing import context
+from qbench.contract.testing import context
 
 REGISTRY = load_registry()
 

@@ -6,7 +6,7 @@ import torch
 from qbench import UsageError, is_stochastic
 from qbench.engine import execute
 from qbench.registry import load_registry
-from qbench.testing import context, tiny_split
+from qbench.contract.testing import context, tiny_split
 
 REGISTRY = load_registry()
 

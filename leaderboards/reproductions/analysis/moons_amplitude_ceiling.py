@@ -25,10 +25,10 @@ from sklearn.datasets import make_moons
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from qbench.context import Context  # noqa: E402
-from qbench.dataset import TrainingSchedule  # noqa: E402
+from qbench.contract.context import Context  # noqa: E402
+from qbench.contract.dataset import TrainingSchedule  # noqa: E402
 from qbench.registry import load_registry  # noqa: E402
-from qbench.training import train  # noqa: E402
+from qbench.contract.training import train  # noqa: E402
 
 
 def ceiling(x: np.ndarray, y: np.ndarray) -> float:

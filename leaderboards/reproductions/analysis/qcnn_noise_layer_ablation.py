@@ -29,8 +29,8 @@ from qbench.registry import load_registry  # noqa: E402
 from qbench.reproductions.experiment import Experiment, Setting, Value, accuracy_value, robust  # noqa: E402
 from qbench.reproductions.huang2023 import EPS, MNIST_TEST, PAPER_ATTACKS, TABLE3_PAPER  # noqa: E402
 from qbench.reproductions.report import run_experiment  # noqa: E402
-from qbench.runner import Runner  # noqa: E402
-from qbench.store import Store  # noqa: E402
+from qbench.running.runner import Runner  # noqa: E402
+from qbench.running.store import Store  # noqa: E402
 
 SETTINGS = (
     ("no defense", "none", {}),

@@ -31,9 +31,9 @@ from safetensors.torch import load_model, save_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from qbench import hardware  # noqa: E402
-from qbench.context import Context  # noqa: E402
+from qbench.contract.context import Context  # noqa: E402
 from qbench.registry import load_registry  # noqa: E402
-from qbench.training import train  # noqa: E402
+from qbench.contract.training import train  # noqa: E402
 
 
 @torch.no_grad()
