@@ -189,3 +189,32 @@ def test_pages_name_what_the_grid_lacks_and_how_to_compute_it():
     published = {p.parent.name for p in committed.glob("*/*/*.json")}
     for board in ("cifar10-alexnet", "cifar100-vgg16"):
         assert (board in published) or f"mapped-dnn · {board}: the whole board" in index
+
+
+def test_both_tracks_cascade_their_suite_and_carry_their_curves_unless_an_entry_predates_it():
+    from qbench.contract.attack import attack_label
+    from qbench.contract.tracks import DEFAULTS
+    from qbench.publishing.leaderboard import GridOptions
+    from qbench.registry import load_registry
+    from qbench.running.grid import board_plan, boards
+
+    registry = load_registry()
+    for track, name in (("qnn", "mnist-1v9-qnn"), ("mapped-dnn", "cifar10-alexnet")):
+        board = boards(track, [name])[0]
+        plan = board_plan(registry, board, "none", [0])
+        labels = [attack_label(a) for a in plan.attacks]
+        gates = DEFAULTS[track].cascade_gates
+        assert gates and set(gates) <= set(labels), (track, gates, labels)
+        ranking = plan.epsilons[0]
+        cascaded = sorted(attack_label(a) for a in plan.attacks if plan.cascaded(a, ranking))
+        assert cascaded == sorted(set(labels) - set(gates)) and cascaded, (track, cascaded)
+        # the paper-protocol column and the apgd-vs-pgd check need standalone numbers: they are gates
+        paper_label = DEFAULTS[track].paper_protocol[0]
+        assert paper_label in gates and "apgd-ce" in gates and "pgd" in gates
+        carried = [(attack_label(a), e) for a, e in plan.attack_cells() if plan.carried(a, e)]
+        assert carried and all(e not in plan.epsilons for _, e in carried)
+        # an entry computed before its track had them rebuilds without either
+        (_, (old,)), = GridOptions(boards=[name], defenses=["none"], cascade=False, carry_curves=False).plans(
+            registry, track)
+        assert old.cascade_gates == () and not any(old.carried(a, e) for a, e in old.attack_cells())
+        assert not any(old.cascaded(a, ranking) for a in old.attacks)

@@ -78,6 +78,12 @@ DEFAULTS = {
         sweep=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), paper_protocol=("bim[n_eot=1]", 0.15),
         # the seed paper's J = 50 single-shot measurements per prediction (algorithm 2), for every defense
         shots=50,
+        # the one-step and BIM/PGD/MIM attacks (the paper-protocol column among them, and the
+        # iterative-vs-one-step check's inputs) and APGD-CE (the apgd-weaker-than-pgd check) run on every
+        # example; APGD-DLR, Square, NES, the exhaustive search, APGD-T and the four transfer attacks only
+        # where those left an example standing (issue 17; entries computed before keep their protocol)
+        cascade_gates=("fgsm", "bim[n_eot=1]", "bim", "pgd", "mim", "apgd-ce"),
+        cascade_curves=True,
     ),
     MAPPED_DNN: TrackDefaults(
         dataset="mnist", model="lenet", attacks=MAPPED_DNN_SUITE, epsilons=(0.1,),

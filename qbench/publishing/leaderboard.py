@@ -45,6 +45,9 @@ class GridOptions:
     carry_curves: bool = True
     #: the cascade's rule (:data:`qbench.running.scoring.CASCADE_RULE`; "set-a": entries computed before it)
     cascade_rule: str = CASCADE_RULE
+    #: run the suite as a cascade where the track does (False: rebuild an entry whose protocol has no
+    #: ``cascade_gates``, computed before its track had the cascade)
+    cascade: bool = True
 
     def plans(self, registry: Registry, track: str):
         """(board, dataset, plan) for every (board, defense) selected, the dataset loaded once per board."""
@@ -53,7 +56,7 @@ class GridOptions:
                 board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
             yield board, [
                 board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots,
-                           carry_curves=self.carry_curves, cascade_rule=self.cascade_rule)
+                           carry_curves=self.carry_curves, cascade_rule=self.cascade_rule, cascade=self.cascade)
                 for d in defenses_for(registry, track, self.defenses)
             ]
 

@@ -181,6 +181,7 @@ def recompute_board(
         sweep=len(entry["worst_case"]) > 1,  # the curve attacks' sweep adds worst cases at other epsilons
         carry_curves=bool(protocol.get("cascade_curves")),  # as the entry was computed
         cascade_rule=protocol.get("cascade_rule", "set-a"),
+        cascade=bool(protocol.get("cascade_gates")),
     )
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "recompute.sqlite") as store:

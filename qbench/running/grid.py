@@ -91,13 +91,15 @@ def defenses_for(registry: Registry, track: str, names: list[str] | None = None)
 def board_plan(
     registry: Registry, board: Board, defense: str, seeds: list[int], n_eot: int | None = None, n_repeat: int = 10,
     sweep: bool = True, defense_options: dict | None = None, shots: int | None = None, carry_curves: bool = True,
-    cascade_rule: str = CASCADE_RULE,
+    cascade_rule: str = CASCADE_RULE, cascade: bool = True,
 ) -> Plan:
     """The plan of one defense on one board under the track's protocol.
 
     ``n_eot`` overrides the board's EOT samples (None: the board's, else 20). ``carry_curves=False``
-    attacks every example at every sweep epsilon even where the track carries its curves; ``cascade_rule``
-    "set-a" rebuilds an entry computed before the all-draws rule.
+    attacks every example at every sweep epsilon even where the track carries its curves; ``cascade=False``
+    runs every attack of the suite on every example even where the track cascades it; ``cascade_rule``
+    "set-a" rebuilds an entry computed before the all-draws rule. The two ``False`` settings rebuild
+    entries computed before the track had the cascade or the carried curves.
     """
     n_eot = n_eot or board.n_eot or 20
     defaults = DEFAULTS[board.track]
@@ -107,7 +109,8 @@ def board_plan(
         registry, board.track, dataset=(board.dataset, board.dataset_options), model=(board.model, board.model_options),
         defense=(defense, defense_options or {}), attacks=[(n, o) for n, o in defaults.attacks if n in installed],
         epsilons=epsilons, seeds=list(seeds), epochs=board.epochs, n_eot=n_eot, n_repeat=n_repeat,
-        n_test=board.n_test, shots=readout_shots(shots, defaults.shots), cascade_gates=defaults.cascade_gates,
+        n_test=board.n_test, shots=readout_shots(shots, defaults.shots),
+        cascade_gates=defaults.cascade_gates if cascade else (),
         cascade_curves=defaults.cascade_curves and sweep and carry_curves, cascade_rule=cascade_rule,
         sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
         sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
