@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from qbench.running.preflight import source_hash
+
 PLUGIN = '''
 import qbench
 
@@ -63,8 +65,14 @@ def test_editing_a_plugin_without_bumping_its_version_warns(cli, store_path, plu
     assert first.returncode == 0, first.stderr
     assert warnings_in(first.stderr) == []
     row = sqlite3.connect(store_path).execute(
-        "SELECT value FROM meta WHERE key='plugin-source:defense:edited_rounding:1'").fetchone()
-    assert json.loads(row[0]) == {"sha256": hashlib.sha256(module.read_bytes()).hexdigest(), "file": str(module)}
+        "SELECT value FROM meta WHERE key='plugin-code:defense:edited_rounding:1'").fetchone()
+    assert json.loads(row[0]) == {"sha256": source_hash(module), "file": str(module)}
+    assert source_hash(module) != hashlib.sha256(module.read_bytes()).hexdigest()  # the code, not the bytes
+
+    # a comment, a docstring and where a name is imported from are not code changes: no warning
+    module.write_text('"""A test plugin."""\n# rounding, reformatted\nimport os\n' + module.read_text())
+    cosmetic = cli(*RUN, "--dry-run", "--store", str(store_path), env=env)
+    assert cosmetic.returncode == 0 and warnings_in(cosmetic.stderr) == [], cosmetic.stderr
 
     write("1", 8)  # new behaviour, same version: every cell of it would be read back from the store
     second = cli(*RUN, "--store", str(store_path), env=env)

@@ -16,6 +16,7 @@ changes under the same version.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import statistics
@@ -411,13 +412,38 @@ def source_file(cls: type) -> Path | None:
 
 
 def source_hash(path: Path) -> str:
-    """SHA-256 of a source file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of what a module's code does: its syntax tree without import statements and docstrings.
+
+    Comments, formatting, docstrings and where names are imported from (``qbench`` grouped its core into
+    layers without changing any plugin's behaviour) do not change it; any change to a statement or an
+    expression does. The price: importing a different function under the same name goes unnoticed. A file
+    that does not parse is hashed by its bytes.
+    """
+    source = path.read_bytes()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(source).hexdigest()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        kept = [s for s in body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and kept \
+                and isinstance(kept[0], ast.Expr) and isinstance(kept[0].value, ast.Constant) \
+                and isinstance(kept[0].value.value, str):
+            kept = kept[1:]  # the docstring
+        node.body = kept or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
 def meta_key(component: "Component | type") -> str:
-    """The ``meta`` key recording the source hash of a component's (kind, name, version)."""
-    return f"plugin-source:{component.kind}:{component.name}:{component.version}"
+    """The ``meta`` key recording the source hash of a component's (kind, name, version).
+
+    ``plugin-code:``: the hash of :func:`source_hash`; stores written before it recorded the bytes' hash
+    under ``plugin-source:``, which is no longer compared (the first run after the change records anew).
+    """
+    return f"plugin-code:{component.kind}:{component.name}:{component.version}"
 
 
 def check_plugin_sources(store: "Store", components: Iterable["Component | type"], record: bool = True) -> list[str]:
