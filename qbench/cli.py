@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import json
 import os
@@ -233,8 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--published", type=Path, default=None, metavar="DIR",
                            help="a published store (e.g. leaderboards/store): read into --store first; `run` adds "
                                 "what it computed back to it, also when interrupted (default: none)")
+    grid_args.add_argument("--current-protocol", action="store_true",
+                           help="run or build every board under the track's current protocol, even a board whose "
+                                "published entries were computed before a switch of it existed (the cascade, its "
+                                "rule, the carried curves; default: such a board follows its entries)")
     lb_run = lb_sub.add_parser("run", parents=[common, grid_args, executors], help="compute every missing cell of the grid")
     lb_run.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
+    lb_run.add_argument("--entries", type=Path, default=None, metavar="DIR",
+                        help="published entries (e.g. leaderboards): a board with entries there is computed under "
+                             "their protocol switches, as `build --out DIR` will build it (default: the track's "
+                             "current protocol)")
     build = lb_sub.add_parser("build", parents=[common, grid_args], help="write entries from the store and render")
     build.add_argument("--out", type=Path, default=Path("leaderboards"), help="where entries and pages go")
     build.add_argument("--draft", action="store_true",
@@ -713,6 +722,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
                              "commit they were built from), or build a draft with --draft")
     if args.published is not None and not args.published.is_dir():
         raise UsageError(f"--published {args.published} is not a directory")
+    if getattr(args, "entries", None) is not None and not args.entries.is_dir():
+        raise UsageError(f"--entries {args.entries} is not a directory")
     registry = _registry(err)
     reporter = _reporter(args, err)
     tracks = args.tracks or list(TRACKS)
@@ -722,8 +733,13 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     # every board, defense and data file is checked before the store is opened
     datasets = _Datasets(data_dir, reporter, store_path)
     jobs = []
+    current = dataclasses.replace(options, follow=None)
     for track in tracks:
         for _board, plans in options.plans(registry, track):
+            switches = options.switches(track, _board.name)
+            if switches != current.switches(track, _board.name):
+                print(f"qbench: {_board.name}: following its published entries' protocol ({leaderboard.describe_switches(switches)}; "
+                      "--current-protocol for the track's)", file=sys.stderr)
             data = datasets(plans[0].dataset)
             for plan in plans:
                 add_probe(plan, data, registry)
@@ -752,10 +768,12 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
 
 def _grid_options(args: argparse.Namespace):
     from qbench.publishing import leaderboard
+    follow = None if args.current_protocol else (args.out if args.action == "build" else args.entries)
     return leaderboard.GridOptions(
         boards=args.boards, defenses=args.defenses, n_eot=args.n_eot,
         seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
         n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep, shots=args.shots,
+        follow=follow if follow is not None and Path(follow).is_dir() else None,
     )
 
 

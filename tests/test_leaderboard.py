@@ -218,3 +218,22 @@ def test_both_tracks_cascade_their_suite_and_carry_their_curves_unless_an_entry_
             registry, track)
         assert old.cascade_gates == () and not any(old.carried(a, e) for a, e in old.attack_cells())
         assert not any(old.cascaded(a, ranking) for a in old.attacks)
+
+
+def test_a_board_follows_the_protocol_its_published_entries_were_computed_with(tmp_path):
+    """moons (no cascade), mnist-lenet (set-A cascade, curves not carried), AlexNet (today's protocol)."""
+    from qbench.publishing.leaderboard import GridOptions, committed_protocol
+    from qbench.registry import load_registry
+
+    published = ROOT / "leaderboards"
+    follow = GridOptions(follow=published)
+    assert follow.switches("qnn", "moons-qnn-angle") == {"carry_curves": False, "cascade_rule": "set-a", "cascade": False}
+    assert follow.switches("mapped-dnn", "mnist-lenet") == {"carry_curves": False, "cascade_rule": "set-a", "cascade": True}
+    assert follow.switches("mapped-dnn", "cifar10-alexnet") == GridOptions().switches("mapped-dnn", "cifar10-alexnet")
+    # a board without entries (or no folder to follow) gets the track's current protocol
+    assert committed_protocol(tmp_path, "qnn", "mnist-1v9-qnn") is None
+    assert GridOptions(follow=tmp_path).switches("qnn", "moons-qnn-angle") == GridOptions().switches("qnn", "x")
+    # and the plans are built with those switches: moons' committed entries rebuild uncascaded
+    (_, plans), = GridOptions(boards=["moons-qnn-angle"], defenses=["none"], seeds=[0], follow=published).plans(
+        load_registry(), "qnn")
+    assert plans[0].cascade_gates == () and not plans[0].cascade_curves

@@ -48,17 +48,52 @@ class GridOptions:
     #: run the suite as a cascade where the track does (False: rebuild an entry whose protocol has no
     #: ``cascade_gates``, computed before its track had the cascade)
     cascade: bool = True
+    #: a folder of published entries (``<track>/<board>/<defense>.json``): a board that has entries there is
+    #: run and built under *their* protocol switches (the cascade, its rule, the carried curves), so that a
+    #: board computed before a switch existed rebuilds as it was computed and gains seeds or defenses
+    #: comparably; None: every board under the track's current protocol
+    follow: Path | None = None
 
     def plans(self, registry: Registry, track: str):
         """(board, dataset, plan) for every (board, defense) selected, the dataset loaded once per board."""
         for board in boards(track, self.boards):
             if self.epochs or self.n_test:
                 board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
+            switches = self.switches(track, board.name)
             yield board, [
                 board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots,
-                           carry_curves=self.carry_curves, cascade_rule=self.cascade_rule, cascade=self.cascade)
+                           **switches)
                 for d in defenses_for(registry, track, self.defenses)
             ]
+
+    def switches(self, track: str, board: str) -> dict[str, Any]:
+        """The protocol switches of ``board``: those of its entries under :attr:`follow`, else these options'."""
+        mine = {"carry_curves": self.carry_curves, "cascade_rule": self.cascade_rule, "cascade": self.cascade}
+        protocol = committed_protocol(self.follow, track, board) if self.follow is not None else None
+        if protocol is None:
+            return mine
+        return {
+            "carry_curves": self.carry_curves and bool(protocol.get("cascade_curves")),
+            "cascade_rule": protocol.get("cascade_rule", "set-a"),
+            "cascade": self.cascade and bool(protocol.get("cascade_gates")),
+        }
+
+
+def committed_protocol(entries: Path, track: str, board: str) -> dict[str, Any] | None:
+    """The protocol of a board's published entries in ``entries`` (its ``none`` entry's, else the first's)."""
+    folder = Path(entries) / track / board
+    paths = sorted(folder.glob("*.json"), key=lambda p: (p.stem != "none", p.name))
+    if not paths:
+        return None
+    return entries_mod.load(paths[0])["protocol"]
+
+
+def describe_switches(switches: dict[str, Any]) -> str:
+    """The protocol switches in words, for the line a run prints about a board that follows its entries."""
+    return ", ".join([
+        f"cascade ({switches['cascade_rule']} rule)" if switches["cascade"] else "no cascade",
+        "curves carried" if switches["carry_curves"] else "curves not carried",
+    ])
 
 
 @dataclass
