@@ -132,10 +132,14 @@ class ReadoutNoise(torch.nn.Module):
         if kernel is None:
             return self._compose(values, rows, z)
         needs_slope = torch.is_grad_enabled() and values.requires_grad
+        flat_values, flat_rows, flat_z = _as_rows(values.detach(), rows, z)
         with torch.no_grad():
-            out, slope = kernel(values.detach(), rows, z, self.coefficients.to(values.dtype).reshape(-1, 4),
+            out, slope = kernel(flat_values, flat_rows, flat_z, self.coefficients.to(values.dtype).reshape(-1, 4),
                                 self._start, self._inverse_step, self.n_segments, needs_slope)
-        return _FusedReadBack.apply(values, out, slope) if needs_slope else out
+        out = out.view(values.shape)
+        if not needs_slope:
+            return out
+        return _FusedReadBack.apply(values, out, slope.view(values.shape))
 
     def reference(self, values: torch.Tensor, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """:meth:`forward` composed of plain torch operations, each differentiated by autograd: the
@@ -146,6 +150,23 @@ class ReadoutNoise(torch.nn.Module):
     def _compose(self, values: torch.Tensor, rows: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         bias, sd = self.bias_sd(values, rows)
         return values + bias + sd * z
+
+
+def _as_rows(values: torch.Tensor, rows: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``values`` and ``z`` as ``(B, N)`` and ``rows`` as ``(N,)`` (views where they can be), for the kernel.
+
+    ``rows`` is broadcast against ``values`` over leading dimensions (an activation's channels for every
+    example, or one row per weight). Every call then has the same ranks, so the compiled kernel is built
+    for a few variants (gradient or not, a batch of one or more) instead of one per layer type and rank:
+    torch.compile stops recompiling after 8 variants and runs the rest eagerly. Per element the arithmetic
+    is the same, so the read-back is bit for bit that of the unflattened call.
+    """
+    lead = values.dim() - rows.dim()
+    if lead < 0 or tuple(values.shape[lead:]) != tuple(rows.shape):
+        rows = rows.expand(values.shape)
+        lead = 0
+    n = rows.numel()
+    return values.reshape(-1, n), rows.reshape(n), z.reshape(-1, n)
 
 
 def _segment_read_back(values: torch.Tensor, rows: torch.Tensor, z: torch.Tensor, table: torch.Tensor, start: float,
@@ -190,8 +211,16 @@ def compiled_kernel():
     if "kernel" not in _COMPILED:
         try:
             kernel = torch.compile(_segment_read_back, dynamic=True)
-            probe = torch.zeros(2, 3)
-            kernel(probe, torch.zeros(3, dtype=torch.long), probe, torch.zeros(4, 4), -1.0, 1.0, 2, True)
+            # Each variant (gradient or not, a batch of one or more, float32 or float64, and guards of
+            # torch's own) is compiled once per process in well under a second; past torch's default of 8
+            # variants per function it would run the rest eagerly, at about half the speed.
+            dynamo_config = torch._dynamo.config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 32)
+            # a probe shaped like a real call (distinct tensors, a batch of 2, a table of 6 rows), under
+            # no_grad as every call is: it compiles the common variant instead of one never used again
+            with torch.no_grad():
+                kernel(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), torch.ones(2, 3), torch.zeros(6, 4),
+                       -1.0, 1.0, 2, True)
             _COMPILED["kernel"] = kernel
         except Exception as exc:  # noqa: BLE001 - a missing toolchain must not stop a run, only slow it
             log.warning("the read-back kernel could not be compiled (%s: %s); running it eagerly",

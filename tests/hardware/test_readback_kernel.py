@@ -91,3 +91,23 @@ def test_a_mapped_cnn_is_unchanged_by_the_kernel(monkeypatch):
         results.append((logits.detach(), grad))
     assert torch.equal(results[0][0], results[1][0])
     assert torch.allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
+
+
+def test_every_layer_batch_size_and_mode_runs_compiled(monkeypatch):
+    """Conv and linear layers, weights and activations, batches of 8, 3 and 1, with and without a gradient:
+    the kernel is compiled for each variant it meets (torch stops at 8 variants per function by default and
+    runs the rest eagerly, which a mapped AlexNet's cascade used to reach)."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setenv("QBENCH_COMPILE", "1")
+    char = synthetic(grid=np.linspace(-1, 1, 5), sd=lambda q, v: 0.05 + 0.02 * v, bias=lambda q, v: 0.01 * v)
+    mapped = map_to_hardware(small_cnn(), char, generator=torch.Generator().manual_seed(5))
+    before = dict(counters["frames"])
+    for batch in (8, 3, 1):
+        x = torch.rand(batch, 1, 8, 8, requires_grad=True)
+        mapped(x).sum().backward()
+        with torch.no_grad():
+            mapped(x)
+    total = counters["frames"]["total"] - before.get("total", 0)
+    ok = counters["frames"]["ok"] - before.get("ok", 0)
+    assert total == ok, f"{total - ok} of {total} calls needing a new variant were not compiled"
