@@ -532,12 +532,20 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         label = s["defense"]["name"] + (" (undefended)" if s["defense"]["name"] == "none" else "")
         table.add_column(label, justify="right")
     table.add_row("clean", *[_fmt(s["clean"]) for s in summaries])
+    staged = False
     for i, row in enumerate(first["attacks"]):
         cells = []
         for s in summaries:
             r = s["attacks"][i]
-            cells.append(_fmt(r["robust"]) if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}")
-        table.add_row(escape(f"{row['attack']} ε={row['epsilon']:g}"), *[escape(c) for c in cells])
+            cell = _fmt(r["robust"]) if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}"
+            if r["status"] == "ok" and r.get("cascaded") and r.get("attacked") is not None:
+                cell += f" (on {r['attacked']:.0%})"
+            cells.append(cell)
+        label = f"{row['attack']} ε={row['epsilon']:g}"
+        if any(s["attacks"][i].get("cascaded") for s in summaries):
+            label += " †"
+            staged = True
+        table.add_row(escape(label), *[escape(c) for c in cells])
     for i, row in enumerate(first["worst_case"]):
         table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
     for i, row in enumerate(first["worst_case"]):
@@ -552,6 +560,10 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         p = first["paper_protocol"]
         table.add_row(escape(f"paper protocol ({p['attack']} ε={p['epsilon']:g})"), *[_fmt((s.get("paper_protocol") or {}).get("robust")) for s in summaries])
     out.print(table)
+    if staged:
+        out.print("† a stage of the cascade (docs/protocol.md): run only on the examples the gates left standing (the "
+                  "share in brackets); the others keep the gates' worst point. Not the attack's standalone accuracy.",
+                  highlight=False, markup=False)
     for s in summaries:
         if s["flags"]["unreliable"]:
             out.print(f"[bold red]{s['defense']['name']}: UNRELIABLE[/bold red]")

@@ -184,3 +184,20 @@ def test_make_chromium_is_silent_when_it_cannot_install(tmp_path):
     assert proc.returncode == 0
     assert proc.stdout + proc.stderr == ""
     assert tried.read_text().split()[0] == "update"  # it still tried
+
+
+def test_the_table_marks_cascaded_attacks_and_their_share_of_the_examples(cli, store_path):
+    """A cascaded attack's number is a stage of the cascade, not the attack alone: the table says so."""
+    args = ["evaluate", "--defense", "none", "--epochs", "3", "--seeds", "1", "--n-test", "40", "--attack", "fgsm",
+            "--attack", "pgd", "--attack", "square", "--store", str(store_path)]
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    square = next(line for line in lines if "square ε=0.15" in line)
+    pgd = next(line for line in lines if "pgd ε=0.15" in line)
+    assert "†" in square and "(on " in square and "%)" in square
+    assert "†" not in pgd and "(on " not in pgd  # a gate: the attack on every example
+    assert any(line.startswith("† a stage of the cascade") for line in lines)
+    as_json = json.loads(cli(*args, "--json").stdout)
+    row = next(r for r in as_json["defense"]["attacks"] if r["attack"] == "square")
+    assert row["cascaded"] is True and 0 < row["attacked"] <= 1
