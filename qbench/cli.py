@@ -44,6 +44,7 @@ from qbench.publishing.render_markdown import pct
 from qbench.running.plan import Plan
 from qbench.running.runner import Runner
 from qbench.running.store import Store, default_store_path
+from qbench.running.torch_device import ENV_VAR as TORCH_DEVICE_ENV, torch_device_name
 from qbench.hashing import config_hash
 from qbench.contract.readout import EXACT, readout_shots
 from qbench.publishing.summary import add_paper_protocol, compare, summarize
@@ -116,15 +117,22 @@ def _commit(text: str) -> str:
 
 COMMIT = re.compile(r"[0-9a-f]{7,40}(\+dirty)?")
 DRY_RUN_HELP = "only say what would be computed and its estimated cost; compute and store nothing"
+TORCH_DEVICE_HELP = (f"torch device every computation runs on: cpu, cuda or cuda:N; results off the CPU are stored "
+                     f"under their own keys (default: ${TORCH_DEVICE_ENV}, else cpu)")
 PUBLISHED = Path("leaderboards/store")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
+    top = _Parser(add_help=False)
+    top.add_argument("--debug", action="store_true", help="show tracebacks")
+    top.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    # the same flags after the command; their default is no value at all, so that a subcommand does not
+    # reset `qbench --json evaluate ...` to False (argparse applies a subparser's defaults last)
     common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    parser = _Parser(prog="qbench", description="Benchmark adversarial defenses of quantum ML models.", parents=[common])
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output on stdout")
+    parser = _Parser(prog="qbench", description="Benchmark adversarial defenses of quantum ML models.", parents=[top])
     parser.add_argument("--version", action="version", version=f"qbench {qbench.__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     store_help = "result store (default: $QBENCH_STORE, else results.sqlite in the user cache)"
@@ -154,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "(default: the track's; 50 on the qnn track)")
     protocol.add_argument("--device", dest="quantum_device", metavar="NAME",
                           help="PennyLane device to run circuits on, e.g. default.qubit (default: qbench's engine)")
+    protocol.add_argument("--torch-device", metavar="NAME", default=None, help=TORCH_DEVICE_HELP)
     protocol.add_argument("--data-dir", type=Path, default=None, help=data_help)
     protocol.add_argument("--store", type=Path, default=None, help=store_help)
     for kind in ("dataset", "model", "defense"):
@@ -229,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args.add_argument("--n-test", type=_positive_int,
                            help="override every board's test-set size, for smoke runs (default: the board's)")
     grid_args.add_argument("--no-sweep", action="store_true", help="skip the epsilon sweep of the curve attacks")
+    grid_args.add_argument("--torch-device", metavar="NAME", default=None, help=TORCH_DEVICE_HELP)
     grid_args.add_argument("--data-dir", type=Path, default=None, help=data_help)
     grid_args.add_argument("--store", type=Path, default=None, help=store_help)
     grid_args.add_argument("--published", type=Path, default=None, metavar="DIR",
@@ -283,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override the epochs, for smoke runs; marked in the report (default: the experiment's)")
     rp.add_argument("--n-test", type=_positive_int,
                     help="override n_test, for smoke runs; marked in the report (default: the experiment's)")
+    rp.add_argument("--torch-device", metavar="NAME", default=None, help=TORCH_DEVICE_HELP)
     rp.add_argument("--data-dir", type=Path, default=None, help=data_help)
     rp.add_argument("--store", type=Path, default=None, help=store_help)
     rp.add_argument("--out", type=Path, default=Path("leaderboards/reproductions"), help="where the report goes")
@@ -370,7 +381,7 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
         epsilons=epsilons, seeds=list(range(args.seeds)), epochs=args.epochs,
         n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
         quantum_device=args.quantum_device, shots=readout_shots(args.shots, defaults.shots),
-        cascade_gates=defaults.cascade_gates,
+        cascade_gates=defaults.cascade_gates, torch_device=torch_device_name(args.torch_device),
     )
     _check_device(args.quantum_device, track)
     return plan
@@ -786,6 +797,7 @@ def _grid_options(args: argparse.Namespace):
         seeds=sorted(set(args.seed_list)) if args.seed_list else list(range(args.seeds)),
         n_repeat=args.n_repeat, epochs=args.epochs, n_test=args.n_test, sweep=not args.no_sweep, shots=args.shots,
         follow=follow if follow is not None and Path(follow).is_dir() else None,
+        torch_device=torch_device_name(args.torch_device),
     )
 
 
@@ -997,10 +1009,12 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     reporter = _reporter(args, err)
     data_dir = _data_dir(args)
     seeds = list(range(args.seeds))
+    torch_device = torch_device_name(args.torch_device)
     # every setting's plan and data are checked before the store is opened
     datasets = _Datasets(data_dir, reporter, _store_path(args))
     jobs = [(plan, datasets(plan.dataset)) for experiment in experiments
-            for _setting, plan in experiment.plans(registry, seeds, epochs=args.epochs, n_test=args.n_test)]
+            for _setting, plan in experiment.plans(registry, seeds, epochs=args.epochs, n_test=args.n_test,
+                                                   torch_device=torch_device)]
     if args.dry_run:
         return _dry_run(args, jobs)
     results = []
@@ -1011,7 +1025,7 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
             if not args.json:
                 err.print(f"{reproduction.name}: {experiment.id} ({len(experiment.settings)} settings)")
             results.append(reproduction_report.run_experiment(
-                experiment, registry, runner, seeds, epochs=args.epochs, n_test=args.n_test,
+                experiment, registry, runner, seeds, epochs=args.epochs, n_test=args.n_test, torch_device=torch_device,
             ))
     command = "qbench reproduce " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["reproduce"] else [args.paper])
     report = reproduction_report.build_report(reproduction, results, command)

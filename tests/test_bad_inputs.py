@@ -342,6 +342,7 @@ BAD_VALUES = {
     "--seeds": POSITIVE, "--epochs": POSITIVE, "--n-test": POSITIVE, "--n-eot": POSITIVE, "--n-repeat": POSITIVE,
     "--shots": ("none", "expected a positive integer, got 'none'"),
     "--device": ("default.qubitt", "unknown PennyLane device 'default.qubitt'; did you mean 'default.qubit'?"),
+    "--torch-device": ("gpu", "--torch-device 'gpu' is not a torch device (cpu, cuda or cuda:N)"),
     "--data-dir": ("{d}/absent", "--data-dir {d}/absent is not a directory"),
     "--store": ("{d}/empty", "is a directory, not a qbench store file"),
     "--dataset-option": ("noise=-1", "noise must be >= 0"),
@@ -414,7 +415,7 @@ WALK = _walk()
 def test_the_walk_covers_every_option():
     commands = {c for c, _, _ in WALK}
     assert commands == set(BASE)
-    assert {"--device", "--save", "--commit", "--published", "sources", "entry", "paper"} <= {o for _, o, _ in WALK}
+    assert {"--device", "--torch-device", "--save", "--commit", "--published", "sources", "entry", "paper"} <= {o for _, o, _ in WALK}
     assert len(WALK) >= 100
 
 

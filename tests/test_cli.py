@@ -114,6 +114,16 @@ def test_plugins_json_lists_builtins_with_distribution(cli):
     assert items[("dataset", "moons")]["config"] == {"n_samples": 1000, "noise": 0.03, "test_fraction": 0.2, "split_seed": 0}
 
 
+def test_global_flags_work_before_and_after_the_command(cli):
+    """``qbench --json plugins`` is ``qbench plugins --json`` (a subcommand used to reset the flag to False)."""
+    before, after = cli("--json", "plugins", "--kind", "defense"), cli("plugins", "--kind", "defense", "--json")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert json.loads(before.stdout) == json.loads(after.stdout)
+    assert {c["name"] for c in json.loads(before.stdout)["components"]} >= {"none", "noise_layer", "qnad"}
+    debug = cli("--debug", "evaluate", "--defense", "nonee")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr  # --debug before the command shows it too
+
+
 def test_sweep_runs_one_option_over_values(cli, store_path):
     proc = cli(
         "sweep", "--defense", "gaussian_augmentation", "--option", "sigma", "--values", "0.05,0.5", "--attack", "fgsm",

@@ -122,7 +122,7 @@ class _APGD(Attack):
             if classifier.n_eot > 1:
                 attack._estimator = eot_estimator_like(attack.estimator, classifier.n_eot)
             adv_np = attack.generate(x_np, y=y_np)
-        return ctx.data.domain.project(torch.from_numpy(adv_np).to(x.dtype))
+        return ctx.data.domain.project(torch.from_numpy(adv_np).to(x))
 
     def _art_attack(self, classifier, epsilon, batch_size, restarts, targeted=False) -> AutoProjectedGradientDescent:
         attack = AutoProjectedGradientDescent(
@@ -219,7 +219,7 @@ class APGDT(_APGD):
         targets = self._targets(model, x, y, n_eot, min(c.n_targets, n_classes - 1))
         best, best_m = None, None
         for t in targets.T:
-            t_np = np.eye(n_classes, dtype=np.float32)[t.numpy()]
+            t_np = np.eye(n_classes, dtype=np.float32)[t.cpu().numpy()]
             if stochastic:
                 adv_np = self._generate_stochastic(classifier, x_np, t_np, epsilon, pinned=y_np, targeted=True)
             else:
@@ -227,7 +227,7 @@ class APGDT(_APGD):
                 if n_eot > 1:
                     attack._estimator = eot_estimator_like(attack.estimator, n_eot)
                 adv_np = attack.generate(x_np, y=t_np)
-            adv = ctx.data.domain.project(torch.from_numpy(adv_np).to(x.dtype))
+            adv = ctx.data.domain.project(torch.from_numpy(adv_np).to(x))
             m = margins(model, adv, y, n_eot)
             if best is None:
                 best, best_m = adv, m

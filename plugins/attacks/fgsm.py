@@ -32,7 +32,7 @@ class FGSM(Attack):
         classifier = art_classifier(model, ctx)
         attack = with_domain(FastGradientMethod, ctx)(classifier, norm="inf", eps=epsilon, batch_size=len(x))
         x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
-        adv = torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype)
+        adv = torch.from_numpy(attack.generate(x_np, y=y_np)).to(x)
         return ctx.data.domain.project(adv)
 
 

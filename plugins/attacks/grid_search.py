@@ -80,7 +80,7 @@ class GridSearch(Attack):
         domain = ctx.data.domain
         n_eot = eot_samples(model, ctx, self.config.n_eot)
         k = per_axis(self.config.points, self.config.max_points, d)
-        axis = torch.linspace(-epsilon, epsilon, k, dtype=x.dtype)
+        axis = torch.linspace(-epsilon, epsilon, k, dtype=x.dtype, device=x.device)
         offsets = torch.cartesian_prod(*([axis] * d)).reshape(-1, d)  # (G, d)
         g = len(offsets)
         flat = x.reshape(len(x), -1)
@@ -94,7 +94,7 @@ class GridSearch(Attack):
             cand = domain.project(cand.reshape(-1, *x.shape[1:])).reshape(-1, d)
             scores = margins(model, cand.reshape(-1, *x.shape[1:]), yb.repeat_interleave(g), n_eot)
             worst = scores.reshape(len(xb), g).argmin(dim=1)
-            adv[start:start + per_call] = cand.reshape(len(xb), g, d)[torch.arange(len(xb)), worst]
+            adv[start:start + per_call] = cand.reshape(len(xb), g, d)[torch.arange(len(xb), device=x.device), worst]
         return domain.project(adv.reshape(x.shape))
 
 

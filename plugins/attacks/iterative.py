@@ -26,7 +26,7 @@ def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, deca
         decay=decay, batch_size=len(x), verbose=False,
     )
     x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
-    return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype))
+    return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x))
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_n
 
 import qbench
 from qbench import Attack
-from qbench.contract.art_bridge import EOTPyTorchClassifier, to_numpy_inputs, with_domain
+from qbench.contract.art_bridge import EOTPyTorchClassifier, art_device_type, to_numpy_inputs, with_domain
 
 
 class NESClassifier(EOTPyTorchClassifier):
@@ -51,17 +51,17 @@ class NESClassifier(EOTPyTorchClassifier):
 
     def loss_gradient(self, x, y, training_mode: bool = False, **kwargs):
         x = np.asarray(x, dtype=np.float32)
-        labels = torch.from_numpy(np.argmax(np.asarray(y), axis=1))
+        labels = torch.from_numpy(np.argmax(np.asarray(y), axis=1)).to(self.device)
         half = max(1, self.samples // 2)
         noise = self.rng.standard_normal((half, *x.shape)).astype(np.float32)
         probes = np.concatenate([x[None] + self.sigma * noise, x[None] - self.sigma * noise])  # (2h, N, ...)
-        probes = torch.from_numpy(probes.reshape(-1, *x.shape[1:]))
+        probes = torch.from_numpy(probes.reshape(-1, *x.shape[1:])).to(self.device)
         if self.domain is not None:
             probes = self.domain.project(probes)
         with torch.no_grad():
             logits = self.model(probes)
             losses = torch.nn.functional.cross_entropy(logits, labels.repeat(2 * half), reduction="none")
-        losses = losses.reshape(2 * half, x.shape[0]).numpy()
+        losses = losses.reshape(2 * half, x.shape[0]).cpu().numpy()
         weights = (losses[:half] - losses[half:]).reshape(half, x.shape[0], *([1] * (x.ndim - 1)))
         return (weights * noise).mean(axis=0) / (2 * self.sigma)
 
@@ -101,7 +101,7 @@ class NES(Attack):
         sigma = c.sigma if c.sigma is not None else c.sigma_fraction * epsilon
         classifier = NESClassifier(
             model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
-            nb_classes=ctx.data.n_classes, clip_values=ctx.data.domain.clip_values, device_type="cpu",
+            nb_classes=ctx.data.n_classes, clip_values=ctx.data.domain.clip_values, device_type=art_device_type(ctx.device),
             samples=c.samples, sigma=sigma, rng=ctx.rng, domain=ctx.data.domain,
         )
         attack = with_domain(ProjectedGradientDescentNumpy, ctx)(
@@ -109,7 +109,7 @@ class NES(Attack):
             num_random_init=0, batch_size=len(x), verbose=False,
         )
         x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
-        return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype))
+        return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x))
 
 
 @qbench.hookimpl

@@ -36,7 +36,7 @@ from art.attacks.evasion import SquareAttack
 
 import qbench
 from qbench import Attack, is_stochastic
-from qbench.contract.art_bridge import EOTOption, EOTPyTorchClassifier, to_numpy_inputs
+from qbench.contract.art_bridge import EOTOption, EOTPyTorchClassifier, art_device_type, to_numpy_inputs
 
 #: forward rows per call when scoring (bounds memory for large candidate sets), and input values per call
 #: (fewer rows of larger inputs)
@@ -62,12 +62,12 @@ def margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_eot: int
         for start in range(0, len(x), per_call):
             xb, yb = x[start:start + per_call], y[start:start + per_call]
             idx = yb.view(-1, 1)
-            total = torch.zeros(len(xb))
+            total = torch.zeros(len(xb), device=xb.device)
             for _ in range(n_eot):
                 z = model(xb)
                 total += (z.gather(1, idx).squeeze(1) - z.scatter(1, idx, float("-inf")).amax(1)).float()
             out.append(total / n_eot)
-    return torch.cat(out) if out else torch.zeros(0)
+    return torch.cat(out) if out else torch.zeros(0, device=x.device)
 
 
 def eot_samples(model: torch.nn.Module, ctx, n_eot: int | None) -> int:
@@ -179,12 +179,13 @@ class Square(Attack):
             # the margin of n_eot forwards, and no example counted as fooled (ART would drop it for good)
             cls = _NoPredict
             kwargs["loss"] = lambda xs, ys: margins(
-                image_model, torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(np.argmax(ys, axis=1)), n_eot,
-            ).numpy()
+                image_model, torch.from_numpy(np.ascontiguousarray(xs)).to(x.device),
+                torch.from_numpy(np.argmax(ys, axis=1)).to(x.device), n_eot,
+            ).cpu().numpy()
             kwargs["adv_criterion"] = lambda y_pred, ys: np.zeros(len(ys), dtype=bool)
         classifier = cls(
             model=image_model, loss=torch.nn.CrossEntropyLoss(), input_shape=view,
-            nb_classes=data.n_classes, clip_values=bounds, device_type="cpu",
+            nb_classes=data.n_classes, clip_values=bounds, device_type=art_device_type(x.device),
         )
         attack = SquareAttack(
             classifier, norm=np.inf, eps=epsilon, max_iter=self.config.max_iter, p_init=self.config.p_init,
@@ -192,7 +193,7 @@ class Square(Attack):
         )
         x_np, y_np = to_numpy_inputs(x, y, data.n_classes)
         adv = attack.generate(x_np.reshape(len(x), *view), y=y_np).reshape(x.shape)
-        return torch.from_numpy(adv).to(x.dtype)
+        return torch.from_numpy(adv).to(x)
 
 
 def random_search(
@@ -212,12 +213,12 @@ def random_search(
         p = flat[rows] + delta
         if domain.kind == "box":
             p = p.clamp(domain.low, domain.high)
-        return domain.project(p.reshape(len(rows), *x.shape[1:])).to(x.dtype)
+        return domain.project(p.reshape(len(rows), *x.shape[1:])).to(x)
 
-    everyone = torch.arange(n)
+    everyone = torch.arange(n, device=x.device)
     best_x, best_m = None, None
     for _ in range(restarts):
-        delta = epsilon * torch.from_numpy(rng.choice([-1.0, 1.0], size=(n, d))).to(flat.dtype)
+        delta = epsilon * torch.from_numpy(rng.choice([-1.0, 1.0], size=(n, d))).to(flat)
         cur = points(delta, everyone)
         cur_m = margins(model, cur, y, n_eot)
         for i_iter in range(max_iter):
@@ -227,8 +228,8 @@ def random_search(
                 break
             k = len(rows)
             size = max(1, min(d, round(fraction_schedule(p_init, i_iter, max_iter) * d)))
-            block = torch.from_numpy(np.argsort(rng.random((k, d)), axis=1)[:, :size])
-            signs = torch.from_numpy(rng.choice([-1.0, 1.0], size=(k, size))).to(flat.dtype)
+            block = torch.from_numpy(np.argsort(rng.random((k, d)), axis=1)[:, :size]).to(flat.device)
+            signs = torch.from_numpy(rng.choice([-1.0, 1.0], size=(k, size))).to(flat)
             new = delta[rows].clone()
             old = new.gather(1, block)
             signs[:, 0] = -torch.sign(old[:, 0])  # at least one coordinate changes

@@ -103,8 +103,8 @@ class _Transfer(Attack):
         fingerprint = config_hash(
             {
                 "arch": self.architecture, "epochs": self.config.surrogate_epochs, "seed": ctx.run_seed,
-                "x": hashlib.sha256(data.x_train.numpy().tobytes()).hexdigest(),
-                "y": hashlib.sha256(data.y_train.numpy().tobytes()).hexdigest(), "version": self.version,
+                "x": hashlib.sha256(data.x_train.cpu().numpy().tobytes()).hexdigest(),
+                "y": hashlib.sha256(data.y_train.cpu().numpy().tobytes()).hexdigest(), "version": self.version,
             }
         )
         path = ctx.cache_dir / "surrogates" / f"{self.architecture}-{fingerprint}.safetensors" if ctx.cache_dir else None
@@ -140,7 +140,7 @@ class _Transfer(Attack):
                 batch_size=len(x), verbose=False,
             )
         x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
-        return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x.dtype))
+        return ctx.data.domain.project(torch.from_numpy(attack.generate(x_np, y=y_np)).to(x))
 
 
 class TransferFNN(_Transfer):

@@ -61,7 +61,7 @@ class _Twin(Attack):
             return x.clone()
         x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
         adv = self.craft(twin, x_np, y_np, epsilon, ctx)
-        return ctx.data.domain.project(torch.from_numpy(adv).to(x.dtype))
+        return ctx.data.domain.project(torch.from_numpy(adv).to(x))
 
     def craft(self, twin, x_np, y_np, epsilon, ctx) -> np.ndarray:
         raise NotImplementedError  # abstract

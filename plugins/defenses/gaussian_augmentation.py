@@ -47,9 +47,9 @@ class GaussianAugmentation(Defense):
         )
         # ART draws from numpy's global generator: seed it from this cell's stream.
         with isolated_rng(int(ctx.rng.integers(2**31))):
-            x_aug, y_aug = augmenter(data.x_train.numpy(), data.y_train.numpy())
-        x_aug = data.domain.project(torch.from_numpy(np.ascontiguousarray(x_aug)).to(data.x_train.dtype))
-        augmented = replace(data, x_train=x_aug, y_train=torch.from_numpy(np.asarray(y_aug)).long())
+            x_aug, y_aug = augmenter(data.x_train.cpu().numpy(), data.y_train.cpu().numpy())
+        x_aug = data.domain.project(torch.from_numpy(np.ascontiguousarray(x_aug)).to(data.x_train))
+        augmented = replace(data, x_train=x_aug, y_train=torch.from_numpy(np.asarray(y_aug)).to(data.y_train))
         return train(model, augmented, schedule, ctx, description="training (Gaussian augmentation)")
 
     def describe(self, model) -> dict:

@@ -69,7 +69,7 @@ class NoiseLayers(LayerInsert):
         if not self.active:
             return []
         beta = self.beta[layer].to(dtype)
-        eta = torch.randn(len(wires), batch_size, dtype=dtype) * self.sigma
+        eta = torch.randn(len(wires), batch_size, dtype=dtype, device=self.beta.device) * self.sigma
         return [qml.RY(eta[i] * beta, wires=w) for i, w in enumerate(wires)]
 
 

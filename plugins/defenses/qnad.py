@@ -107,7 +107,7 @@ class QNAD(Defense):
         ctx_val.data = ctx.data
         classifier = art_classifier(model, ctx_val, n_eot=1)
         x_np, y_np = to_numpy_inputs(x, y, ctx.data.n_classes)
-        x_adv = torch.from_numpy(FastGradientMethod(classifier, eps=c.select_epsilon, batch_size=256).generate(x_np, y=y_np))
+        x_adv = torch.from_numpy(FastGradientMethod(classifier, eps=c.select_epsilon, batch_size=256).generate(x_np, y=y_np)).to(x)
         curve = []
         with ctx.progress.task("qnad: choosing the crosstalk level on validation data", total=len(c.levels)) as bar:
             for level in c.levels:

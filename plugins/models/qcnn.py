@@ -74,7 +74,7 @@ class QuantumCNN(CircuitClassifier):
         self.encoding = config.encoding
         self._schedule = schedule
         dtype = getattr(torch, config.dtype)
-        g = torch.rand(len(schedule), BLOCK_PARAMS + POOL_PARAMS, generator=generator, dtype=torch.float64)
+        g = torch.rand(len(schedule), BLOCK_PARAMS + POOL_PARAMS, generator=generator, dtype=torch.float64, device=generator.device)
         self.weights = torch.nn.Parameter((g * 2 * math.pi).to(dtype))
 
     def layer(self, index: int) -> list:

@@ -44,7 +44,7 @@ class LayeredQNN(CircuitClassifier):
         self.encoding = config.encoding
         self.n_features = n_features
         dtype = getattr(torch, config.dtype)
-        init = torch.rand(config.n_layers, n_wires, 3, generator=generator, dtype=torch.float64) * 2 * math.pi
+        init = torch.rand(config.n_layers, n_wires, 3, generator=generator, dtype=torch.float64, device=generator.device) * 2 * math.pi
         self.weights = torch.nn.Parameter(init.to(dtype))
         pairs = [(i, i + 1) for i in range(n_wires - 1)]
         if n_wires > 2:

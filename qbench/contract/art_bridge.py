@@ -131,9 +131,14 @@ def art_classifier(model: torch.nn.Module, ctx: "Context", n_eot: int | None = N
         input_shape=tuple(ctx.data.input_shape),
         nb_classes=ctx.data.n_classes,
         clip_values=ctx.data.domain.clip_values,
-        device_type="cpu",
+        device_type=art_device_type(ctx.device),
         n_eot=n_eot,
     )
+
+
+def art_device_type(device: torch.device) -> str:
+    """ART's name for ``device``: "gpu" (its current CUDA device, which the task has set) or "cpu"."""
+    return "gpu" if device.type == "cuda" else "cpu"
 
 
 class DomainProjection:
@@ -151,7 +156,7 @@ class DomainProjection:
         x_adv = super()._compute(*args, **kwargs)
         if self.qbench_domain is None or self.qbench_domain.kind != "sphere":
             return x_adv
-        return self.qbench_domain.project(torch.from_numpy(np.ascontiguousarray(x_adv))).numpy()
+        return self.qbench_domain.project(torch.from_numpy(np.ascontiguousarray(x_adv))).cpu().numpy()
 
 
 def with_domain(attack_cls: type, ctx: "Context") -> type:
@@ -175,7 +180,7 @@ def eot_estimator_like(
         input_shape=estimator.input_shape,
         nb_classes=estimator.nb_classes,
         clip_values=estimator.clip_values,
-        device_type="cpu",
+        device_type=art_device_type(estimator.device),
         n_eot=n_eot,
     )
     for flag in ("_reduce_labels", "_int_labels", "_probability_labels"):

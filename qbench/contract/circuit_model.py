@@ -183,7 +183,8 @@ class CircuitClassifier(torch.nn.Module):
             with torch.no_grad():
                 ops = [op for index in range(self.n_layers) for op in self.layer(index)]
                 matrix = qml.matrix(qml.tape.QuantumScript(ops), wire_order=list(range(self.n_wires)))
-            self._unitary = (key, torch.as_tensor(matrix).to(_complex(self.parameter_dtype)))
+            device = params[0].device if params else torch.get_default_device()
+            self._unitary = (key, torch.as_tensor(matrix).to(device=device, dtype=_complex(self.parameter_dtype)))
         return self._unitary[1]
 
     def _probabilities_through(self, unitary: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -202,9 +203,9 @@ class CircuitClassifier(torch.nn.Module):
             return out.square().reshape(flat.shape[0], 2, blocks, -1).sum(dim=(1, 3))
         else:  # RX(feature) on wire q: cos(f/2) |0> - i sin(f/2) |1>; wires beyond the features stay |0>
             half = flat / 2
-            one = torch.zeros(2, dtype=unitary.dtype)
+            one = torch.zeros(2, dtype=unitary.dtype, device=unitary.device)
             one[0] = 1
-            state = torch.ones(flat.shape[0], 1, dtype=unitary.dtype)
+            state = torch.ones(flat.shape[0], 1, dtype=unitary.dtype, device=unitary.device)
             for wire in range(self.n_wires):
                 if wire < flat.shape[1]:
                     qubit = torch.stack([torch.cos(half[:, wire]).to(unitary.dtype),

@@ -26,6 +26,8 @@ class Context:
     seed: int
     #: the run's seed index (0..N-1) the cell belongs to, for caches shared by all of a seed's cells
     run_seed: int = 0
+    #: the torch device the cell computes on (``--torch-device``); torch's default device while it runs,
+    #: and where the data split and the built model are
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     data_dir: Path | None = None
     #: a folder for plugin caches keyed by their own inputs (e.g. transfer-attack surrogates)
@@ -50,7 +52,8 @@ class Context:
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:
-        self.generator = torch.Generator().manual_seed(self.seed)
+        # on the cell's device: torch draws with a generator of the tensor's device only
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
 
     def child(self, *labels: str) -> "Context":

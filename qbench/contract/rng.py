@@ -26,7 +26,9 @@ def isolated_rng(seed: int) -> Iterator[None]:
     """
     np_state = np.random.get_state()
     py_state = random.getstate()
-    with torch.random.fork_rng(devices=[]):
+    # the CUDA generator of the current device is restored too once CUDA is in use (--torch-device cuda)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
         random.seed(seed)

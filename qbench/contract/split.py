@@ -6,7 +6,7 @@ Apart from :mod:`.dataset` so that the context (which carries a cell's split) an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -42,6 +42,13 @@ class DataSplit:
         for name in ("x_train", "x_test"):
             if getattr(self, name).shape[0] != getattr(self, "y" + name[1:]).shape[0]:
                 raise ValueError(f"{name} and its labels differ in length")
+
+    def to(self, device: torch.device | str) -> "DataSplit":
+        """This split with its four tensors on ``device`` (itself when they are already there)."""
+        device = torch.device(device)
+        if all(getattr(self, n).device == device for n in ("x_train", "y_train", "x_test", "y_test")):
+            return self
+        return replace(self, **{n: getattr(self, n).to(device) for n in ("x_train", "y_train", "x_test", "y_test")})
 
     @property
     def input_shape(self) -> tuple[int, ...]:

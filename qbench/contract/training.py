@@ -57,7 +57,7 @@ def train(
     model.train()
     with ctx.progress.task(description, total=schedule.epochs * batches_per_epoch) as bar:
         for epoch in range(schedule.epochs):
-            order = torch.randperm(n, generator=ctx.generator)
+            order = torch.randperm(n, generator=ctx.generator, device=ctx.generator.device)
             for start in range(0, n, schedule.batch_size):
                 idx = order[start : start + schedule.batch_size]
                 optimizer.zero_grad(set_to_none=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import pennylane as qml
@@ -113,6 +114,23 @@ def execute(
     if n_trajectories < 1:
         raise ValueError("n_trajectories must be >= 1")
 
+    tdevice = tensor_device(ops)
+    # off the CPU, every table and matrix the engine makes goes to the operators' device; on the CPU no
+    # device mode is entered (it would cost a dispatch per torch call, and the CPU is torch's default)
+    with contextlib.nullcontext() if tdevice.type == "cpu" else tdevice:
+        return _execute(ops, n_wires, measure, batch_size, method, n_trajectories, generator, device, tdevice)
+
+
+def tensor_device(ops: Sequence[qml.operation.Operator]) -> torch.device:
+    """The device of the first tensor among the operators' parameters (torch's default device if none)."""
+    for op in ops:
+        for value in op.data:
+            if isinstance(value, torch.Tensor):
+                return value.device
+    return torch.get_default_device()
+
+
+def _execute(ops, n_wires, measure, batch_size, method, n_trajectories, generator, device, tdevice) -> EngineResult:
     sig, inferred, rdtype = inspect_ops(ops)
     if batch_size is not None and inferred is not None and batch_size != inferred:
         raise ValueError(f"batch_size={batch_size} but the operators broadcast over {inferred}")
@@ -130,14 +148,14 @@ def execute(
     cdtype = gates.complex_dtype(rdtype)
     rows = batch * copies
 
-    key = (sig, n_wires, measure, method, rows, copies, cdtype)
+    key = (sig, n_wires, measure, method, rows, copies, cdtype, tdevice)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _compile(ops, n_wires, measure, method, rows, cdtype)
         _PLANS.put(key, plan)
 
     if method == "trajectories" and (plan.dyn or plan.jumps) and generator is None:
-        generator = default_generator()
+        generator = default_generator(tdevice)
 
     sources = matrices.chunk_sources(plan, ops, rdtype, batch, copies)
     state = statevector.initial_state(plan, ops, copies)

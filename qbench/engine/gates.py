@@ -58,13 +58,14 @@ def constant_matrix_np(cls: type) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _constant_matrix_torch(cls: type, cdtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(constant_matrix_np(cls), dtype=cdtype)
+def _constant_matrix_torch(cls: type, cdtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(constant_matrix_np(cls), dtype=cdtype, device=device)
 
 
-def constant_matrix(cls: type, cdtype: torch.dtype) -> torch.Tensor:
-    """Matrix of a parameter-free gate class as a torch tensor of ``cdtype`` (cached)."""
-    return _constant_matrix_torch(cls, cdtype)
+def constant_matrix(cls: type, cdtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """Matrix of a parameter-free gate class as a torch tensor of ``cdtype`` on ``device`` (torch's default
+    device if None; cached per device)."""
+    return _constant_matrix_torch(cls, cdtype, torch.get_default_device() if device is None else torch.device(device))
 
 
 def is_constant_gate(op: qml.operation.Operator) -> bool:

@@ -22,9 +22,9 @@ from .plan import Plan
 
 
 @functools.lru_cache(maxsize=64)
-def _constant_block(classes: tuple[type, ...], cdtype: torch.dtype) -> torch.Tensor:
-    mats = [gates.constant_matrix(c, cdtype) for c in classes]
-    mats.append(torch.eye(2, dtype=cdtype))
+def _constant_block(classes: tuple[type, ...], cdtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    mats = [gates.constant_matrix(c, cdtype, device) for c in classes]
+    mats.append(torch.eye(2, dtype=cdtype, device=device))
     return torch.stack(mats)
 
 
@@ -68,7 +68,7 @@ def gate_tables(
     """The shared (R, 2, 2) and batched (R', B, 2, 2) tables of single-qubit matrices."""
     c = plan.circuit
     cdtype = plan.cdtype
-    parts = [_constant_block(tuple(c.const_classes), cdtype)]
+    parts = [_constant_block(tuple(c.const_classes), cdtype, torch.get_default_device())]
     parts += [group_matrices(g, ops, rdtype, cdtype, batch, copies) for g in c.shared_groups]
     shared = parts[0] if len(parts) == 1 else torch.cat(parts)
     batched = None

@@ -53,6 +53,8 @@ class GridOptions:
     #: board computed before a switch existed rebuilds as it was computed and gains seeds or defenses
     #: comparably; None: every board under the track's current protocol
     follow: Path | None = None
+    #: the torch device every task computes on (:mod:`qbench.running.torch_device`)
+    torch_device: str = "cpu"
 
     def plans(self, registry: Registry, track: str):
         """(board, dataset, plan) for every (board, defense) selected, the dataset loaded once per board."""
@@ -62,7 +64,7 @@ class GridOptions:
             switches = self.switches(track, board.name)
             yield board, [
                 board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots,
-                           **switches)
+                           torch_device=self.torch_device, **switches)
                 for d in defenses_for(registry, track, self.defenses)
             ]
 

@@ -58,7 +58,7 @@ def _plan_for(board_name: str, defense: str, seed: int, entries: Path):
     board = replace(board, epochs=protocol["schedule"]["epochs"], n_test=protocol["n_test"])
     registry = load_registry()
     plan = board_plan(registry, board, defense, [seed], protocol["n_eot"], protocol["n_repeat"], sweep=False,
-                      shots=protocol.get("shots") or EXACT)
+                      shots=protocol.get("shots") or EXACT, torch_device=protocol.get("torch_device", "cpu"))
     return board, plan
 
 

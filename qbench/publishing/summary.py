@@ -152,7 +152,9 @@ def summarize(result: RunResult) -> dict[str, Any]:
                      **({"cascade_curves": True} if any(plan.carried(a, e) for a, e in plan.attack_cells()) else {}),
                      # the rule a cascade or carried curve broke examples by (absent: the legacy set-A rule)
                      **({"cascade_rule": plan.cascade_rule} if plan.cascade_rule != "set-a" and (
-                         plan.cascade_gates or any(plan.carried(a, e) for a, e in plan.attack_cells())) else {})},
+                         plan.cascade_gates or any(plan.carried(a, e) for a, e in plan.attack_cells())) else {}),
+                     # only where the cells were computed on another torch device than the CPU
+                     **plan.device_key()},
         "clean": estimate(_values(clean_cells, expected_correct)).to_dict(),
         "clean_strict": estimate(_values(clean_cells, strict_correct)).to_dict(),
         "attacks": attacks,

@@ -36,6 +36,7 @@ from qbench.registry import Registry
 from qbench.running.plan import Plan
 from qbench.running.runner import Runner
 from qbench.running.store import Store
+from qbench.running.torch_device import torch_device_name
 
 
 @dataclass
@@ -182,6 +183,7 @@ def recompute_board(
         carry_curves=bool(protocol.get("cascade_curves")),  # as the entry was computed
         cascade_rule=protocol.get("cascade_rule", "set-a"),
         cascade=bool(protocol.get("cascade_gates")),
+        torch_device=protocol.get("torch_device", "cpu"),
     )
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "recompute.sqlite") as store:
@@ -243,7 +245,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
         quantum_device=protocol.get("quantum_device"), cascade_gates=gates, **sweep,
-        cascade_rule=protocol.get("cascade_rule", "set-a"),
+        cascade_rule=protocol.get("cascade_rule", "set-a"), torch_device=protocol.get("torch_device", "cpu"),
     )
 
 
@@ -261,6 +263,12 @@ def verify(
         report.recomputed = True
     if recompute_only:
         return report
+    device = entry["protocol"].get("torch_device", "cpu")
+    try:
+        torch_device_name(device)
+    except UsageError as exc:
+        raise UsageError(f"{name} was computed on {device}; re-running its cells needs that device ({exc}); "
+                         "--recompute-only recomputes it from the store anywhere") from None
     report.sample_seed = seed if seed is not None else new_sample_seed()
     bits = published_cells(published) if published is not None else {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "verify.sqlite") as store:

@@ -85,15 +85,17 @@ class Experiment:
     paper_claim: str = ""
 
     def plans(
-        self, registry: Registry, seeds: list[int], epochs: int | None = None, n_test: int | None = None
+        self, registry: Registry, seeds: list[int], epochs: int | None = None, n_test: int | None = None,
+        torch_device: str = "cpu",
     ) -> list[tuple[Setting, Plan]]:
-        """One plan per setting (``epochs`` / ``n_test`` override the experiment's, for smoke runs)."""
+        """One plan per setting (``epochs`` / ``n_test`` override the experiment's, for smoke runs), computed on
+        ``torch_device``."""
         return [
             (s, make_plan(
                 registry, s.track, dataset=(s.dataset, s.dataset_options), model=(s.model, s.model_options),
                 defense=(s.defense, s.defense_options), attacks=self.attacks, epsilons=list(self.epsilons),
                 seeds=list(seeds), epochs=epochs or s.epochs, n_eot=self.n_eot, n_repeat=self.n_repeat,
-                n_test=n_test or self.n_test, shots=DEFAULTS[s.track].shots,
+                n_test=n_test or self.n_test, shots=DEFAULTS[s.track].shots, torch_device=torch_device,
             ))
             for s in self.settings
         ]

@@ -91,7 +91,7 @@ def defenses_for(registry: Registry, track: str, names: list[str] | None = None)
 def board_plan(
     registry: Registry, board: Board, defense: str, seeds: list[int], n_eot: int | None = None, n_repeat: int = 10,
     sweep: bool = True, defense_options: dict | None = None, shots: int | None = None, carry_curves: bool = True,
-    cascade_rule: str = CASCADE_RULE, cascade: bool = True,
+    cascade_rule: str = CASCADE_RULE, cascade: bool = True, torch_device: str = "cpu",
 ) -> Plan:
     """The plan of one defense on one board under the track's protocol.
 
@@ -99,7 +99,8 @@ def board_plan(
     attacks every example at every sweep epsilon even where the track carries its curves; ``cascade=False``
     runs every attack of the suite on every example even where the track cascades it; ``cascade_rule``
     "set-a" rebuilds an entry computed before the all-draws rule. The two ``False`` settings rebuild
-    entries computed before the track had the cascade or the carried curves.
+    entries computed before the track had the cascade or the carried curves. ``torch_device``: where
+    every task computes (:mod:`qbench.running.torch_device`).
     """
     n_eot = n_eot or board.n_eot or 20
     defaults = DEFAULTS[board.track]
@@ -112,6 +113,7 @@ def board_plan(
         n_test=board.n_test, shots=readout_shots(shots, defaults.shots),
         cascade_gates=defaults.cascade_gates if cascade else (),
         cascade_curves=defaults.cascade_curves and sweep and carry_curves, cascade_rule=cascade_rule,
+        torch_device=torch_device,
         sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
         sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
     )

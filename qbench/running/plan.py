@@ -68,6 +68,13 @@ class Plan:
     #: when a cascade or a carried curve counts an example as broken (:data:`qbench.running.scoring.CASCADE_RULE`;
     #: "set-a" rebuilds entries computed before the all-draws rule)
     cascade_rule: str = CASCADE_RULE
+    #: the torch device every task computes on (:mod:`qbench.running.torch_device`); only a device other
+    #: than the CPU enters the keys, so every result computed before the option existed keeps its key
+    torch_device: str = "cpu"
+
+    def device_key(self) -> dict[str, Any]:
+        """The key fields that name the torch device: none on the CPU, ``{"torch_device": name}`` elsewhere."""
+        return {} if self.torch_device == "cpu" else {"torch_device": self.torch_device}
 
     def attack_cells(self) -> list[tuple[Attack, float]]:
         """Every (attack, epsilon) evaluated: the suite at ``epsilons``, the sweep attacks at ``sweep_epsilons``."""
@@ -95,6 +102,7 @@ class Plan:
             "schedule": dataclasses.asdict(self.schedule),
             "quantum_device": self.quantum_device,
             "seed": seed,
+            **self.device_key(),
         }
 
     def cascaded(self, attack: Attack, epsilon: float) -> bool:
@@ -139,6 +147,7 @@ class Plan:
             "n_test": self.n_test,
             "shots": self.shots,
             "scoring": SCORING_VERSION,
+            **self.device_key(),
         }
 
 

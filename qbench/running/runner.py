@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 import qbench
 from qbench.contract.component import Component
 from qbench.contract.context import Context
@@ -103,7 +105,8 @@ class Runner:
         """A context for ``seed`` with this runner's directories and the plan's evaluation settings."""
         kwargs: dict[str, Any] = {"run_seed": run_seed}
         if plan is not None:
-            kwargs.update(n_eot=plan.n_eot, n_repeat=plan.n_repeat, quantum_device=plan.quantum_device, shots=plan.shots)
+            kwargs.update(n_eot=plan.n_eot, n_repeat=plan.n_repeat, quantum_device=plan.quantum_device, shots=plan.shots,
+                          device=torch.device(plan.torch_device))
         return Context(
             seed=seed, data_dir=self.data_dir, cache_dir=self.cache_dir, progress=self.reporter, data=data, **kwargs
         )

@@ -44,6 +44,7 @@ from qbench.contract.readout import has_quantum_readout
 from qbench.contract.rng import derive_seed, isolated_rng
 from qbench.running.scoring import Survivors
 from qbench.running.store import CellRecord, TrainingRecord
+from qbench.running.torch_device import computing_on
 
 
 #: tolerance for the epsilon-ball and domain checks on an attack's output
@@ -160,14 +161,16 @@ class _Task:
     reporter: Reporter | None = None
 
     def split(self) -> DataSplit:
-        return self.data if self.data is not None else load_split(self.plan, self.workspace, self.reporter)
+        """The evaluation split, on the plan's torch device."""
+        data = self.data if self.data is not None else load_split(self.plan, self.workspace, self.reporter)
+        return data.to(self.plan.torch_device)
 
     def context(self, seed: int, data: DataSplit) -> Context:
         plan = self.plan
         return Context(
             seed=seed, run_seed=self.seed, data_dir=self.workspace.data_dir, cache_dir=self.workspace.cache_dir,
             progress=self.reporter or Reporter(), data=data, n_eot=plan.n_eot, n_repeat=plan.n_repeat,
-            quantum_device=plan.quantum_device, shots=plan.shots,
+            quantum_device=plan.quantum_device, shots=plan.shots, device=torch.device(plan.torch_device),
             undefended_twin=lambda: self.undefended_twin(data),
         )
 
@@ -210,7 +213,8 @@ class _Task:
             with blame("defense", plan.defense.name, "prepare"):
                 model = plan.defense.prepare(model, ctx)
         _check_module(model, f"defense {plan.defense.name!r} prepare")
-        return model
+        # tensors built under the device context are there already; this moves what a plugin made from numpy
+        return model.to(plan.torch_device)
 
 
 @dataclass
@@ -222,7 +226,7 @@ class TrainTask(_Task):
 
     def __call__(self) -> TrainingRecord | Failure:
         plan = self.plan
-        with torch_threads(self.threads):
+        with torch_threads(self.threads), computing_on(plan.torch_device):
             try:
                 data = self.split()
                 model = self.fresh_model(data)
@@ -284,7 +288,7 @@ class CellTask(_Task):
         n = len(self.data.y_test) if self.data is not None else 0
         if isinstance(self.survivors, str):
             return self.failed(self.survivors, n)
-        with torch_threads(self.threads):
+        with torch_threads(self.threads), computing_on(self.plan.torch_device):
             try:
                 data = self.split()
                 n = len(data.y_test)
@@ -302,6 +306,7 @@ class CellTask(_Task):
         key = config_hash({
             "training": self.train_key, "defense": [plan.defense.name, plan.defense.version, plan.defense.config_dict()],
             "data": id(data), "n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "device": plan.quantum_device,
+            "torch_device": plan.torch_device,
         })
         _, model = _DEPLOYED.get_or(key, lambda: (data, self._deploy(data)))
         try:
@@ -323,7 +328,7 @@ class CellTask(_Task):
             model = plan.defense.deploy(model, data, ctx)
         _check_module(model, f"defense {plan.defense.name!r} deploy")
         model.eval()
-        return model
+        return model.to(plan.torch_device)
 
     def evaluate(self, model: torch.nn.Module, data: DataSplit, start: float) -> CellRecord:
         """The cell's numbers (the clean evaluation, or the attack's point per example) as a record.
@@ -355,7 +360,7 @@ class CellTask(_Task):
                     if attacked.all():
                         points = self._generate(attack, model, x, y, float(self.epsilon), data, ctx)
                     elif attacked.any():
-                        index = torch.as_tensor(np.flatnonzero(attacked))
+                        index = torch.as_tensor(np.flatnonzero(attacked), device=x.device)
                         points[index] = self._generate(attack, model, x[index], y[index], float(self.epsilon), data, ctx)
                 except AttackSkipped as exc:
                     return CellRecord(
@@ -414,7 +419,7 @@ class CellTask(_Task):
                 # the parameters are frozen here: a circuit's layers can be one cached unitary (exact)
                 with blame("attack", attack.name, "generate"), reusing_unitaries(model):
                     adv = attack.generate(model, xb.clone(), yb.clone(), epsilon, ctx)
-                    adv = torch.as_tensor(adv, dtype=xb.dtype).detach()
+                    adv = torch.as_tensor(adv, dtype=xb.dtype, device=xb.device).detach()
                 parts.append(check_adversarial(attack.name, xb, adv, epsilon, data))
                 bar.advance(len(xb))
         return torch.cat(parts) if parts else x.clone()
@@ -440,7 +445,7 @@ def evaluation_bits(
             with isolated_rng(seed), blame("defense", defense.name, "predict"):
                 labels = defense.predict(model, xb, make_context(seed))
             labels = _check_labels(defense.name, labels, len(xb), n_classes)
-            bits[i : i + len(xb), column] = (labels == y[i : i + len(xb)]).numpy()
+            bits[i : i + len(xb), column] = (labels.to(y.device) == y[i : i + len(xb)]).cpu().numpy()
     return bits
 
 
