@@ -8,6 +8,8 @@ the numbers qbench published for it can be reproduced from it (:func:`clean_bits
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +81,9 @@ def load_trained(
                          f"({weights_dir / weights} is missing)")
     data_path = Path(data_dir) if data_dir is not None else None
     data = evaluation_split(plan.dataset.load(Context(seed=0, data_dir=data_path)), plan.n_test)
+    # the weights are found by the key of the device they were trained on; the model is deployed on the CPU
+    # here (a user's own attacks; the entry's cells are what `qbench verify` re-runs on their device)
+    plan = dataclasses.replace(plan, torch_device="cpu")
     task = CellTask(plan, seed, Workspace(weights_dir.resolve(), data_path), data=data, train_key=train_key,
                     weights=weights, key="load_model", spec={"kind": "clean"})
     module = task.deployed_model(data)
