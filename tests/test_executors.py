@@ -111,3 +111,36 @@ def test_a_cluster_whose_workers_run_several_threads_is_refused():
         with DaskExecutor(workers=1, scheduler=cluster.scheduler_address) as executor:
             with pytest.raises(UsageError, match="run 2 threads each; qbench needs one thread per worker process"):
                 executor.submit("task", int)
+
+
+def _run_order(executor) -> list[str]:
+    """Submit a slow task, then B and C, then D with ``submit_next``; the tokens in the order they finished."""
+    import functools
+    import time
+
+    with executor:
+        executor.submit("A", functools.partial(time.sleep, 1.0))
+        executor.submit("B", int)
+        executor.submit("C", int)
+        executor.submit_next("D", int)
+        order = []
+        while executor.pending:
+            order += [o.token for o in executor.wait()]
+    return order
+
+
+@pytest.mark.parametrize("kind", ["inprocess", "pool", "dask"])
+def test_a_task_submitted_next_runs_before_the_waiting_ones(kind):
+    """The runner sends a cascaded cell whose gates just finished ahead of the queue, so that a stopped run
+    leaves whole (defense, seed)s; every executor must honour it (the process pool and Dask did not: a
+    grid's cheap curve cells then waited hours behind another defense's expensive ones)."""
+    from qbench.running.executor import ProcessPool
+
+    if kind == "dask":
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            order = _run_order(DaskExecutor(workers=1, scheduler=cluster.scheduler_address))
+    else:
+        order = _run_order(InProcessExecutor() if kind == "inprocess" else ProcessPool(workers=1))
+    assert sorted(order) == ["A", "B", "C", "D"]
+    # Dask's scheduler hands a worker one task beyond its thread (worker-saturation), here B, before D came
+    assert order.index("D") < order.index("C") and (kind == "dask" or order.index("D") < order.index("B"))

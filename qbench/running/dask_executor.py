@@ -114,10 +114,15 @@ class DaskExecutor(Executor):
             self._done = as_completed(loop=self.client.loop)
         return self._done
 
-    def submit(self, token: Any, task: Callable[[], Any], resubmitted: int = 0) -> None:
-        future = self.client.submit(run_task, task, key=f"qbench-task-{uuid.uuid4().hex}", pure=False)
+    def submit(self, token: Any, task: Callable[[], Any], resubmitted: int = 0, priority: int = 0) -> None:
+        future = self.client.submit(run_task, task, key=f"qbench-task-{uuid.uuid4().hex}", pure=False,
+                                    priority=priority)
         self._futures[future] = (token, task, resubmitted)
         self._finished().add(future)
+
+    def submit_next(self, token: Any, task: Callable[[], Any]) -> None:
+        # the scheduler runs higher priorities first among the tasks not yet started
+        self.submit(token, task, priority=1)
 
     @property
     def pending(self) -> int:

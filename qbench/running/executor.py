@@ -193,6 +193,10 @@ class ProcessPool(Executor):
         self._queue.append((token, task))
         self._dispatch()
 
+    def submit_next(self, token: Any, task: Callable[[], Any]) -> None:
+        self._queue.appendleft((token, task))
+        self._dispatch()
+
     @property
     def pending(self) -> int:
         return len(self._queue) + len(self._busy)
