@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,12 +28,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from qbench import hardware  # noqa: E402
-from qbench.contract.context import Context  # noqa: E402
 from qbench.contract.training import train  # noqa: E402
-from qbench.registry import load_registry  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vgg16_mapping import accuracy  # noqa: E402
+from vgg16_mapping import accuracy, board_vgg16, nairobi  # noqa: E402
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -59,13 +56,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=None, help="characterisation cache (default: computed afresh)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    registry = load_registry()
-    dataset = registry.create("dataset", "cifar100", {}, "mapped-dnn")
-    data = dataset.load(Context(seed=0, data_dir=args.data_dir))
-    ctx = Context(seed=0, data=data)
-    torch.manual_seed(0)
-    model = registry.create("model", "vgg16", {}, "mapped-dnn").build(data, ctx)
+    dataset, data, ctx, model = board_vgg16(args.data_dir)
     schedule = type(dataset).training
     if args.epochs:
         schedule = replace(schedule, epochs=args.epochs)
@@ -81,8 +72,7 @@ def main() -> None:
     x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
     print(f"{len(x)} test images, {data.n_classes} classes (chance {1 / data.n_classes:.1%})")
     print(f"noiseless: {accuracy(model, x, y, 1):.1%} (without augmentation: 13.4%, vgg16_mapping.txt)")
-    with tempfile.TemporaryDirectory() as scratch:
-        char = hardware.characterise(hardware.DEFAULT_BACKEND, cache_dir=args.cache_dir or Path(scratch), threads=1)
+    char = nairobi(args.cache_dir)
     mapped = hardware.map_to_hardware(model, char, generator=torch.Generator().manual_seed(1), weights=True,
                                       activations=True, activation_scale="example")
     print(f"weights + activations, per-example scale (today): {accuracy(mapped, x, y, args.draws):.1%} "

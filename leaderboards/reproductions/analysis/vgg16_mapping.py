@@ -45,6 +45,23 @@ def accuracy(model, x, y, draws: int) -> float:
     return total / draws
 
 
+def board_vgg16(data_dir: Path):
+    """The board's CIFAR-100 split and its VGG16 as built for seed 0 (untrained): (dataset, data, ctx, model)."""
+    torch.set_num_threads(1)
+    registry = load_registry()
+    dataset = registry.create("dataset", "cifar100", {}, "mapped-dnn")
+    data = dataset.load(Context(seed=0, data_dir=data_dir))
+    ctx = Context(seed=0, data=data)
+    torch.manual_seed(0)
+    return dataset, data, ctx, registry.create("model", "vgg16", {}, "mapped-dnn").build(data, ctx)
+
+
+def nairobi(cache_dir: Path | None):
+    """ibm_nairobi's characterised read-back (from ``cache_dir`` when it holds it, else computed)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return hardware.characterise(hardware.DEFAULT_BACKEND, cache_dir=cache_dir or Path(scratch), threads=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -53,13 +70,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=None, help="characterisation cache (default: computed afresh)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    registry = load_registry()
-    dataset = registry.create("dataset", "cifar100", {}, "mapped-dnn")
-    data = dataset.load(Context(seed=0, data_dir=args.data_dir))
-    ctx = Context(seed=0, data=data)
-    torch.manual_seed(0)
-    model = registry.create("model", "vgg16", {}, "mapped-dnn").build(data, ctx)
+    dataset, data, ctx, model = board_vgg16(args.data_dir)
     if args.weights is not None and args.weights.exists():
         load_model(model, str(args.weights))
         print(f"loaded {args.weights}")
@@ -73,8 +84,7 @@ def main() -> None:
     x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
     print(f"{len(x)} test images, {data.n_classes} classes (chance {1 / data.n_classes:.1%})")
     print(f"noiseless: {accuracy(model, x, y, 1):.1%}")
-    with tempfile.TemporaryDirectory() as scratch:
-        char = hardware.characterise(hardware.DEFAULT_BACKEND, cache_dir=args.cache_dir or Path(scratch), threads=1)
+    char = nairobi(args.cache_dir)
     variants = [
         ("weights + activations, per-example scale (today)", dict(weights=True, activations=True, activation_scale="example")),
         ("weights + activations, per-channel scale", dict(weights=True, activations=True, activation_scale="channel")),
