@@ -16,7 +16,6 @@ It prints the noiseless clean accuracy and that of qbench's mapping onto ibm_nai
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import replace
@@ -31,7 +30,7 @@ from qbench import hardware  # noqa: E402
 from qbench.contract.training import train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vgg16_mapping import accuracy, board_vgg16, nairobi  # noqa: E402
+from vgg16_mapping import accuracy, board_parser, board_vgg16, nairobi  # noqa: E402
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -49,12 +48,8 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser = board_parser(__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="default: the dataset's (30)")
-    parser.add_argument("--n-test", type=int, default=500)
-    parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--cache-dir", type=Path, default=None, help="characterisation cache (default: computed afresh)")
     args = parser.parse_args()
     dataset, data, ctx, model = board_vgg16(args.data_dir)
     schedule = type(dataset).training

@@ -56,6 +56,16 @@ def board_vgg16(data_dir: Path):
     return dataset, data, ctx, registry.create("model", "vgg16", {}, "mapped-dnn").build(data, ctx)
 
 
+def board_parser(description: str) -> argparse.ArgumentParser:
+    """The options both VGG16 scripts take: the data, the test images, the noise draws, the cache."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--n-test", type=int, default=500)
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="characterisation cache (default: computed afresh)")
+    return parser
+
+
 def nairobi(cache_dir: Path | None):
     """ibm_nairobi's characterised read-back (from ``cache_dir`` when it holds it, else computed)."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -63,12 +73,8 @@ def nairobi(cache_dir: Path | None):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser = board_parser(__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None, help="trained weights to load, or where to save them")
-    parser.add_argument("--n-test", type=int, default=500)
-    parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--cache-dir", type=Path, default=None, help="characterisation cache (default: computed afresh)")
     args = parser.parse_args()
     dataset, data, ctx, model = board_vgg16(args.data_dir)
     if args.weights is not None and args.weights.exists():
