@@ -18,6 +18,7 @@ from qbench.contract.domain import Domain
 from qbench.errors import ConfigError, DataError, QBenchError, UsageError
 from qbench.hookspecs import hookimpl
 from qbench.contract.model import Model, is_stochastic, noiseless_source
+from qbench.contract.readout import prediction_is_random
 
 _LAZY = {
     # importing these pulls in PennyLane / ART, which the CLI should not pay for on `qbench --help`
@@ -38,6 +39,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "hookimpl", "Attack", "AttackSkipped", "Context", "DataSplit", "Dataset", "TrainingSchedule",
-    "Defense", "Domain", "Model", "is_stochastic", "noiseless_source", "ConfigError", "DataError", "QBenchError", "UsageError",
+    "Defense", "Domain", "Model", "is_stochastic", "noiseless_source", "prediction_is_random", "ConfigError", "DataError", "QBenchError", "UsageError",
     *_LAZY,
 ]

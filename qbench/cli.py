@@ -596,6 +596,12 @@ def _print_wide(out: Console, table: Table) -> None:
     Console(width=width, file=out.file, force_terminal=out.is_terminal, no_color=out.no_color).print(table)
 
 
+def _version_text(item: dict) -> str:
+    """A component's version, with the versions it has on particular tracks: ``2 (qnn: 3)``."""
+    per_track = item.get("track_versions") or {}
+    return item["version"] + (f" ({', '.join(f'{t}: {v}' for t, v in per_track.items())})" if per_track else "")
+
+
 def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench plugins``: every registered component, one table per kind: name, tracks, version, description.
 
@@ -613,7 +619,7 @@ def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
             table.add_column(col, no_wrap=True)
         for item in items:
             dist = f"{item['distribution']} {item['distribution_version']}".strip()
-            table.add_row(*[escape(v) for v in (item["kind"], item["name"], item["version"], ", ".join(item["tracks"]),
+            table.add_row(*[escape(v) for v in (item["kind"], item["name"], _version_text(item), ", ".join(item["tracks"]),
                                                  item["plugin"], dist, item["description"])])
         _print_wide(out, table)
         return 0
@@ -635,10 +641,11 @@ def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
         for i in rows:
             tracks = "both" if set(i["tracks"]) == set(TRACKS) else ", ".join(i["tracks"])
             extra = [escape(i["distribution"] if i["distribution"] != "qbench" else "qbench")] if third_party else []
-            table.add_row(escape(i["name"]), tracks, escape(i["version"]), *extra, escape(i["description"]))
+            table.add_row(escape(i["name"]), tracks, escape(_version_text(i)), *extra, escape(i["description"]))
         out.print(table)
     if items:
-        out.print(f"tracks: both = {', '.join(TRACKS)}; v = the component's version (part of every cache key); "
+        out.print(f"tracks: both = {', '.join(TRACKS)}; v = the component's version (part of every cache key; "
+                  "'2 (qnn: 3)': version 3 on the qnn track); "
                   f"from: {', '.join(dists) if dists != [own] else own}. qbench plugins --wide or --json for every "
                   "field.", highlight=False)
     return 0

@@ -52,6 +52,7 @@ class Registered:
             "name": self.cls.name,
             "description": self.cls.description,
             "version": self.cls.version,
+            **({"track_versions": dict(self.cls.track_versions)} if self.cls.track_versions else {}),
             "tracks": list(self.cls.tracks),
             "plugin": self.plugin,
             "distribution": self.distribution,

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from art.attacks.evasion import AutoProjectedGradientDescent
 from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_numpy import (
     ProjectedGradientDescentNumpy,
 )
 
 import qbench
-from qbench import Attack, AttackSkipped
+from qbench import Attack, AttackSkipped, prediction_is_random
 from qbench.contract.art_bridge import art_classifier, eot_estimator_like, to_numpy_inputs, with_domain
+from qbench_plugins.attacks.apgd import apgd_best_iterate, art_apgd
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,14 @@ class TwinAPGD(_Twin):
     name = "twin-apgd-ce"
     description = "transfer from the undefended twin: APGD-CE (100 iterations) on the board's none model"
     Config = TwinAPGDConfig
+    #: version 2 on the QNN track: crafted as apgd-ce's best iterate where the twin's prediction is random
+    track_versions = {"qnn": "2"}
 
     def craft(self, twin, x_np, y_np, epsilon, ctx):
         classifier = art_classifier(twin, ctx)
-        attack = AutoProjectedGradientDescent(
-            classifier, norm=np.inf, eps=epsilon, eps_step=2 * epsilon, max_iter=self.config.steps, targeted=False,
-            nb_random_init=1, batch_size=len(x_np), loss_type="cross_entropy", verbose=False,
-        )
+        if prediction_is_random(twin, ctx.shots):  # as apgd-ce does there: the best iterate by its loss
+            return apgd_best_iterate(classifier, x_np, y_np, epsilon, self.config.steps, 1)
+        attack = art_apgd(classifier, epsilon, len(x_np), self.config.steps, 1)
         if classifier.n_eot > 1:
             attack._estimator = eot_estimator_like(attack.estimator, classifier.n_eot)
         return attack.generate(x_np, y=y_np)

@@ -28,6 +28,9 @@ class Component:
     #: per track, options that replace ``Config``'s defaults there (a user's options still win), for a
     #: component whose protocol differs between tracks
     track_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: per track, a version that replaces ``version`` there: for a change of results on one track only,
+    #: so that the other track's stored results keep their keys (an instance built for a track carries it)
+    track_versions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is None:
@@ -40,7 +43,10 @@ class Component:
     def from_options(cls, options: dict[str, Any] | None = None, track: str | None = None) -> "Component":
         """Build with ``options`` (strings allowed, coerced by type) over the (track's) defaults."""
         merged = {**cls.track_defaults.get(track, {}), **(options or {})} if track else options
-        return cls(build_config(cls.Config, merged, f"{cls.kind} {cls.name}"))
+        component = cls(build_config(cls.Config, merged, f"{cls.kind} {cls.name}"))
+        if track in cls.track_versions:
+            component.version = cls.track_versions[track]  # shadows the class's version on this instance
+        return component
 
     def config_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from qbench.contract.model import is_stochastic
+
 
 #: the command-line value ``--shots exact``, kept as 0 until the track's default is known
 EXACT = 0
@@ -31,6 +33,17 @@ def readout_shots(requested: int | None, track_default: int | None) -> int | Non
 def has_quantum_readout(model: torch.nn.Module) -> bool:
     """Whether ``model`` is measured (it exposes ``class_probabilities``), so shots apply to it."""
     return callable(getattr(model, "class_probabilities", None))
+
+
+def prediction_is_random(model: torch.nn.Module, shots: int | None) -> bool:
+    """Whether ``model``'s deployed prediction under ``shots`` (``ctx.shots``) is a random variable.
+
+    It is when the forward itself draws noise (:func:`~qbench.is_stochastic`) and also when a deterministic
+    quantum classifier is read out by shots: then the expected accuracy follows the true class's
+    probability, not whether the exact argmax flips. An attack that keeps or discards a point by one
+    ``predict`` of it (ART's APGD does) should choose by its loss instead wherever this is true.
+    """
+    return is_stochastic(model) or (shots is not None and has_quantum_readout(model))
 
 
 def frequencies(probabilities: torch.Tensor, shots: int) -> torch.Tensor:

@@ -67,6 +67,9 @@ def check_component(cls: type[Component]) -> None:
     assert cls.description and "\n" not in cls.description, f"{cls.name}: description must be one line"
     assert isinstance(cls.version, str) and cls.version, f"{cls.name}: version must be a non-empty string"
     assert cls.tracks and all(t in TRACKS for t in cls.tracks), f"{cls.name}: tracks must be among {TRACKS}"
+    assert all(t in cls.tracks and isinstance(v, str) and v and v != cls.version
+               for t, v in cls.track_versions.items()), \
+        f"{cls.name}: track_versions must map tracks it supports to versions other than its own"
     assert dataclasses.is_dataclass(cls.Config), f"{cls.name}: Config must be a dataclass"
     cls.from_options({})  # the defaults must validate
 

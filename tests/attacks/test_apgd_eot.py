@@ -1,4 +1,7 @@
-"""APGD on stochastic models: every example attacked, the best iterate under the EOT loss returned.
+"""APGD where the prediction is random: every example attacked, the best iterate under the (EOT) loss returned.
+
+Random is a stochastic model's forward, and (the QNN track's apgd versions 3, apgd-t 2, twin-apgd-ce 2) a
+deterministic quantum classifier's shot readout.
 
 ART's AutoProjectedGradientDescent decides from single noisy forwards which examples to attack and
 whether to keep the final iterate, and picks step sizes from a one-sample loss; qbench's plugin (v2)
@@ -242,3 +245,70 @@ def test_deterministic_models_get_arts_apgd_unchanged(name, n_classes, options):
                          restarts=options.get("restarts", 1))
     assert torch.equal(adv, ref)
     assert int((adv != x).any(dim=1).sum()) > 0
+
+
+class ReadOutMLP(NoisyMLP):
+    """The deterministic MLP (``sigma=0``) exposing ``class_probabilities``, as a quantum classifier does:
+    under a board's shot readout its deployed prediction is a random draw although its forward is not."""
+
+    def __init__(self, n_classes=2):
+        super().__init__(n_classes=n_classes, sigma=0.0)
+
+    def class_probabilities(self, x):
+        return torch.softmax(self.mean_logits(x), dim=1)
+
+
+def p_true(model, adv, y):
+    with torch.no_grad():
+        return float(model.class_probabilities(adv).gather(1, y.view(-1, 1)).mean())
+
+
+def test_under_a_shot_readout_apgd_returns_its_best_iterate_not_arts_flip_filter():
+    from qbench import prediction_is_random
+
+    _, data = problem(n=120, sigma=0.0)
+    model = ReadOutMLP()
+    x, y, eps = data.x_test, data.y_test, 0.1
+    shots = context(data, seed=0, shots=50)
+    exact = context(data, seed=0)
+    assert prediction_is_random(model, 50) and not prediction_is_random(model, None)
+    assert not prediction_is_random(NoisyMLP(sigma=0.0), 50)  # no readout: logits decide, shots or not
+    new = run("apgd-ce", model, data, eps, shots, steps=30)
+    pgd = run("pgd", model, data, eps, shots)
+    old = plain_art_apgd(model, x, y, eps, shots, steps=30)
+    # ART's generate keeps its final iterate only where the exact argmax flipped and returns the random
+    # start elsewhere; under shots the expected accuracy follows p(true), which those starts keep high
+    assert_in_ball(new, x, eps)
+    # measured: p(true) clean 0.766, this attack 0.403, PGD 0.408, ART's generate unchanged 0.469
+    with torch.no_grad():
+        kept = (model.class_probabilities(old) - model.class_probabilities(new)).gather(1, y.view(-1, 1))
+    assert int((kept > 0.05).sum()) > 20, "the test no longer shows ART's flip filter"
+    assert p_true(model, new, y) <= p_true(model, pgd, y) + 0.01
+    assert p_true(model, new, y) < p_true(model, old, y) - 0.05
+    # the exact readout keeps ART's generate bit for bit
+    torch.manual_seed(3)
+    np.random.seed(3)
+    ref = plain_art_apgd(model, x, y, eps, exact, steps=30)
+    assert torch.equal(run("apgd-ce", model, data, eps, exact, seed=3, steps=30), ref)
+
+
+def test_twin_apgd_crafts_the_best_iterate_on_a_twin_read_out_by_shots():
+    _, data = problem(n=120, sigma=0.0)
+    twin = ReadOutMLP()
+    x, y, eps = data.x_test, data.y_test, 0.1
+    ctx = context(data, seed=0, shots=50, undefended_twin=lambda: twin)
+    adv = run("twin-apgd-ce", twin, data, eps, ctx, steps=30)
+    old = plain_art_apgd(twin, x, y, eps, ctx, steps=30)
+    assert_in_ball(adv, x, eps)
+    assert p_true(twin, adv, y) < p_true(twin, old, y) - 0.05
+
+
+def test_the_apgd_attacks_carry_their_qnn_track_versions_into_the_keys():
+    from qbench.running.plan import component_ref
+
+    for name, base, qnn in (("apgd-ce", "2", "3"), ("apgd-dlr", "2", "3"), ("apgd-t", "1", "2"),
+                            ("twin-apgd-ce", "1", "2")):
+        assert REGISTRY.create("attack", name, {}, "qnn").version == qnn
+        assert REGISTRY.create("attack", name, {}, "mapped-dnn").version == base  # mapped-DNN keys stay
+        assert REGISTRY.create("attack", name, {}).version == base
+        assert component_ref(REGISTRY.create("attack", name, {}, "qnn"))["version"] == qnn
