@@ -6,7 +6,7 @@ import pytest
 from qbench.running.checks import run_checks
 from qbench.running.scoring import (
     compare_paired, draw_sets, estimate, expected_correct, relative_improvement, shared_ranks, strict_correct,
-    wilson_interval, worst_case,
+    white_box_first, wilson_interval, worst_case,
 )
 
 
@@ -47,6 +47,42 @@ def test_identical_candidates_change_nothing():
     before = worst_case([clean, attack])
     after = worst_case([clean, attack, clean.copy(), attack.copy()])
     assert np.array_equal(before.value, after.value) and np.array_equal(before.strict, after.strict)
+
+
+def test_equal_set_a_scores_go_to_the_iterative_white_box_attack_not_the_last_transfer():
+    # three examples, two draws per set. On examples 0 and 1 every point is right in both set-A draws, so
+    # they tie there; PGD's point is wrong in set B on them (it sits near the boundary), the transfer
+    # point, last in suite order, is right in every draw. Example 2: FGSM's point is the only zero on A.
+    clean = np.ones((3, 4), bool)
+    fgsm = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 1]], bool)
+    pgd = np.array([[1, 1, 0, 0], [1, 1, 0, 1], [1, 1, 1, 1]], bool)
+    square = np.ones((3, 4), bool)
+    transfer = np.ones((3, 4), bool)
+    cells = [clean, fgsm, pgd, square, transfer]
+    preference = white_box_first([None, "white-box", "white-box", "gradient-free", "transfer"],
+                                 [None, False, True, None, True])
+    assert preference.tolist() == [4, 1, 0, 2, 3]
+    w = worst_case(cells, preference)
+    assert w.selected.tolist() == [2, 2, 1]
+    assert w.value.tolist() == [0.0, 0.5, 0.5]
+    assert w.value.mean() <= expected_correct(pgd).mean()  # here not above PGD alone
+    # the rule of entries built before 2026-12-02: the last of equals, the transfer point, right on B
+    last = worst_case(cells)
+    assert last.selected.tolist() == [4, 4, 1]
+    assert last.value.tolist() == [1.0, 1.0, 0.5]
+    # within a kind the later candidate first: two iterative white-box attacks, the later one wins ties
+    assert white_box_first([None, "white-box", "white-box"], [None, True, True]).tolist() == [2, 1, 0]
+    with pytest.raises(ValueError, match="preference"):
+        worst_case([clean, pgd], [0, 0])
+
+
+def test_the_tie_rule_changes_no_number_of_a_deterministic_model():
+    rng = np.random.default_rng(3)
+    cells = [one_draw(rng.random(200) < p) for p in (0.9, 0.5, 0.4, 0.6)]
+    preference = white_box_first([None, "white-box", "transfer", "gradient-free"], [None, True, True, None])
+    a, b = worst_case(cells, preference), worst_case(cells)
+    assert np.array_equal(a.value, b.value) and np.array_equal(a.strict, b.strict)
+    assert not np.array_equal(a.selected, b.selected)  # only the attribution of equals moves
 
 
 def test_worst_case_rejects_mismatched_draws():

@@ -12,7 +12,8 @@ from qbench.running.checks import run_checks
 from qbench.running.plan import component_ref
 from qbench.running.runner import RunResult
 from qbench.running.scoring import (
-    SCORING_VERSION, estimate, expected_correct, relative_improvement, strict_correct, survivors, worst_case,
+    SCORING_VERSION, TIE_RULE, estimate, expected_correct, relative_improvement, strict_correct, survivors,
+    white_box_first, worst_case,
 )
 from qbench.running.store import CellRecord
 
@@ -94,6 +95,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         attacks.append(row)
     worst: list[dict[str, Any]] = []
     per_example: dict[float, list[np.ndarray]] = {}
+    by_label = {attack_label(a): a for a, _ in plan.attack_cells()}
     for epsilon in plan.all_epsilons():
         values, strict = [], []
         included: set[str] = set()
@@ -103,7 +105,9 @@ def summarize(result: RunResult) -> dict[str, Any]:
             candidates += [c for c in s.cells if c.kind == "attack" and c.epsilon == epsilon and c.status == "ok"]
             included.update(c.attack for c in candidates[1:])
             bits, attribution = _cascade_candidates(plan, candidates, epsilon)
-            w = worst_case(bits)
+            kinds_of = [by_label.get(c.attack) if c.kind == "attack" else None for c in candidates]
+            w = worst_case(bits, white_box_first([a.threat if a else None for a in kinds_of],
+                                                 [a.iterative if a else None for a in kinds_of]))
             selected_points = w.selected
             if attribution is not None:  # a copy of a gate's point counts for that gate
                 copies, source = attribution
@@ -146,6 +150,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "protocol": {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "n_test": plan.n_test,
                      "quantum_device": plan.quantum_device, "shots": plan.shots,
                      "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION,
+                     "worst_case_ties": TIE_RULE,
                      # only where the suite ran as a cascade (entries without it ran every attack on all)
                      **({"cascade_gates": list(plan.cascade_gates)} if plan.cascade_gates else {}),
                      # only where some curve cell was carried up the epsilons

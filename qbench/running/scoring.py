@@ -8,8 +8,9 @@ set A (columns ``[:R]``) and set B (``[R:]``); a deterministic prediction has ``
   attack's points. Set A is used only to select. So at epsilon 0, where every attack's point is the clean
   input and (common random numbers) scores exactly like it, every number equals the clean accuracy;
 - the **worst case** over a suite picks, per example, the candidate point (the clean input, or any
-  attack's point at that epsilon) with the lowest mean correctness on set A, and reports that point's
-  mean correctness on set B, an estimate free of the selection's winner's curse. The ranking number is the
+  attack's point at that epsilon) with the lowest mean correctness on set A (equals: by the attacks' kind,
+  iterative white-box first, :func:`white_box_first`), and reports that point's mean correctness on set B, an
+  estimate free of the selection's winner's curse. The ranking number is the
   mean over examples; the **strict** number is the fraction of examples whose selected point is right in
   every draw of set B. With ``R = 1`` both reduce to AutoAttack's per-example AND over clean and attacks;
 - intervals come from a two-way bootstrap, over seeds and over test examples (paired: every seed is
@@ -83,7 +84,7 @@ class WorstCase:
     value: np.ndarray
     #: per example, the selected point right in every draw of set B
     strict: np.ndarray
-    #: per example, the index of the selected candidate (the last of equals, in the order given)
+    #: per example, the index of the selected candidate (equals resolved by the tie rule)
     selected: np.ndarray
 
 
@@ -123,7 +124,7 @@ def survivors(gates: Sequence[np.ndarray], rule: str = CASCADE_RULE) -> Survivor
         raise ValueError(f"unknown cascade rule {rule!r} (known: {', '.join(CASCADE_RULES)})")
     stacked = np.stack([np.asarray(g, dtype=bool) for g in gates])
     columns = np.arange(stacked.shape[1])
-    chosen = worst_case(gates).selected
+    chosen = worst_case(gates).selected  # the "last" rule, which stored cascaded cells inherited by
     if rule == "set-a":
         source = chosen
         broken = ~draw_sets(stacked[chosen, columns])[0].any(axis=1)
@@ -135,13 +136,47 @@ def survivors(gates: Sequence[np.ndarray], rule: str = CASCADE_RULE) -> Survivor
     return Survivors(~broken, stacked[source, columns], np.where(broken, source, -1))
 
 
-def worst_case(candidates: Sequence[np.ndarray]) -> WorstCase:
+#: how the worst case resolves equal set-A scores (``protocol.worst_case_ties`` of an entry).
+#: "white-box-first": by :func:`white_box_first`. "last": to the last candidate in suite order (entries
+#: built before 2026-12-02, and :func:`survivors`, whose stored cells inherited by it); on the QNN track,
+#: whose suite ends with the transfer attacks, that gave every example the points left at the same set-A
+#: score to a transfer attack's point and put the worst case above PGD alone (docs/protocol.md).
+TIE_RULES = ("white-box-first", "last")
+TIE_RULE = "white-box-first"
+
+
+def white_box_first(threats: Sequence[str | None], iterative: Sequence[bool | None]) -> np.ndarray:
+    """Per candidate, its preference among equal set-A scores (0 first): iterative white-box attacks, then
+    one-step white-box, then gradient-free, then transfer attacks, then the clean input (threat None);
+    within a class the later candidate in suite order.
+
+    An order fixed by the attacks' declared kind, not by the bits: the same example gets the same point
+    whether or not a cascade left other examples' rows inherited, so the cascade's worst case stays the
+    full suite's on every example it attacked. It favours, among points a noisy selection cannot tell
+    apart, the kind of attack that is the strongest against a model whose gradients are not masked.
+    """
+    def kind(threat: str | None, steps: bool | None) -> int:
+        if threat is None:
+            return 4
+        if threat == "white-box":
+            return 0 if steps else 1
+        return 2 if threat == "gradient-free" else 3
+
+    k = len(threats)
+    order = sorted(range(k), key=lambda c: (kind(threats[c], iterative[c]), -c))
+    preference = np.empty(k, dtype=np.int64)
+    preference[order] = np.arange(k)
+    return preference
+
+
+def worst_case(candidates: Sequence[np.ndarray], preference: Sequence[int] | None = None) -> WorstCase:
     """Select on set A, report on set B, over ``candidates`` (each a cell's ``(n, 2 R)`` bits).
 
-    Pass the clean cell first and the attacks in suite order. Equal set-A scores resolve to the *last*
-    candidate: an attack's point rather than the clean input, and the later (stronger) attack of the
-    suite, because a noisy selection that falls back on a weaker point overstates the worst case. With
-    one draw per set (a deterministic model) the choice among equals changes no number.
+    Pass the clean cell first and the attacks in suite order. Equal set-A scores resolve to the candidate
+    with the smallest ``preference`` (:func:`white_box_first`; None: the last candidate, the rule of
+    :data:`TIE_RULES` ``"last"``). The preference reads no bits, so the reported set-B value stays free
+    of the selection. With one draw per set (a deterministic model) the choice among equals changes no
+    number, only which candidate an example is attributed to.
     """
     if not candidates:
         raise ValueError("worst case of nothing")
@@ -149,9 +184,12 @@ def worst_case(candidates: Sequence[np.ndarray]) -> WorstCase:
     shape = sets[0][0].shape
     if any(a.shape != shape or b.shape != shape for a, b in sets):
         raise ValueError("candidates with different numbers of examples or draws")
-    score_a = np.stack([a.mean(axis=1) for a, _ in sets])  # (candidates, n)
-    last = len(candidates) - 1
-    selected = last - np.argmin(score_a[::-1], axis=0)  # argmin returns the first of equals: reversed, the last
+    k = len(candidates)
+    rank = np.arange(k - 1, -1, -1) if preference is None else np.asarray(preference, dtype=np.int64)
+    if rank.shape != (k,) or sorted(rank.tolist()) != list(range(k)):
+        raise ValueError("preference must rank the candidates 0..k-1")
+    count_a = np.stack([a.sum(axis=1) for a, _ in sets]).astype(np.int64)  # (candidates, n) right draws on A
+    selected = np.argmin(count_a * k + rank[:, None], axis=0)
     b = np.stack([b for _, b in sets])  # (candidates, n, R)
     chosen = b[selected, np.arange(shape[0])]
     return WorstCase(chosen.mean(axis=1), chosen.all(axis=1), selected)
