@@ -307,8 +307,53 @@ def test_the_apgd_attacks_carry_their_qnn_track_versions_into_the_keys():
     from qbench.running.plan import component_ref
 
     for name, base, qnn in (("apgd-ce", "2", "3"), ("apgd-dlr", "2", "3"), ("apgd-t", "1", "2"),
-                            ("twin-apgd-ce", "1", "2")):
+                            ("twin-apgd-ce", "1", "2"), ("square", "2", "3")):
         assert REGISTRY.create("attack", name, {}, "qnn").version == qnn
         assert REGISTRY.create("attack", name, {}, "mapped-dnn").version == base  # mapped-DNN keys stay
         assert REGISTRY.create("attack", name, {}).version == base
         assert component_ref(REGISTRY.create("attack", name, {}, "qnn"))["version"] == qnn
+
+
+class ReadOutImage(torch.nn.Module):
+    """A deterministic linear classifier of 1x8x8 images with ``class_probabilities`` (ART's square path)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.linear = torch.nn.Linear(64, 2)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(2, 64, generator=g) / 4)
+            self.linear.bias.zero_()
+
+    def forward(self, x):
+        return self.linear(x.reshape(len(x), -1))
+
+    def class_probabilities(self, x):
+        return torch.softmax(self(x), dim=1)
+
+
+@pytest.mark.parametrize("path", ["vector", "image"])
+def test_under_a_shot_readout_square_keeps_lowering_the_margin_after_the_argmax_flips(path):
+    if path == "vector":
+        _, data = problem(n=120, sigma=0.0)
+        model = ReadOutMLP()
+    else:
+        model = ReadOutImage()
+        x = torch.rand(80, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+        data = tiny_split(n_train=8, n_test=80)
+        with torch.no_grad():
+            data.x_test, data.y_test = x, model(x).argmax(1)
+    x, y, eps = data.x_test, data.y_test, 0.1
+    exact = run("square", model, data, eps, context(data, seed=0), max_iter=100)
+    shots = run("square", model, data, eps, context(data, seed=0, shots=50), max_iter=100)
+    for adv in (exact, shots):
+        assert_in_ball(adv, x, eps)
+    with torch.no_grad():
+        flipped = model(exact).argmax(1) != y
+    assert int(flipped.sum()) > 5, "the test needs examples the exact readout counts as fooled"
+    # the exact readout stops at the flip; the shot readout pushes the true class's probability further
+    assert p_true(model, shots, y) < p_true(model, exact, y) - 0.02
+    with torch.no_grad():
+        lower = model.class_probabilities(shots)[flipped].gather(1, y[flipped].view(-1, 1)).mean()
+        at_flip = model.class_probabilities(exact)[flipped].gather(1, y[flipped].view(-1, 1)).mean()
+    assert float(lower) < float(at_flip) - 0.05
