@@ -58,6 +58,15 @@ class Identity(Attack):
         return x.clone()
 
 
+class IdentityTransfer(Identity):
+    """A transfer attack whose points are the clean inputs: weak, and last in the suite."""
+
+    name = "v2_identity_transfer"
+    description = "returns the clean input, declared a transfer attack"
+    threat = "transfer"
+    iterative = True
+
+
 class _Plugins:
     @qbench.hookimpl
     def register_defenses(self, register):
@@ -66,6 +75,7 @@ class _Plugins:
     @qbench.hookimpl
     def register_attacks(self, register):
         register(Identity)
+        register(IdentityTransfer)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +108,25 @@ def test_a_do_nothing_attack_leaves_every_worst_case_unchanged(registry, tmp_pat
     # the identity's own number is exactly the clean accuracy (common random numbers)
     identity = next(a for a in more["attacks"] if a["attack"] == "v2_identity" and a["epsilon"] == 0.3)
     assert identity["robust"] == more["clean"]
+
+
+def test_a_weak_transfer_attack_last_in_the_suite_does_not_win_the_ties(registry, tmp_path, monkeypatch):
+    """Examples whose points tie on set A go to PGD's point, not to the suite's last, weaker candidate."""
+    import qbench.publishing.summary as summary_module
+
+    with Store.open(tmp_path / "s.sqlite") as store:
+        runner = Runner(store)
+        base = summarize(runner.run(tiny_plan(registry, "v2_noisy_logits", ["fgsm", "pgd"])))
+        result = runner.run(tiny_plan(registry, "v2_noisy_logits", ["fgsm", "pgd", "v2_identity_transfer"]))
+    more = summarize(result)
+    assert more["protocol"]["worst_case_ties"] == "white-box-first"
+    assert worst(more, 0.3)["robust"] == worst(base, 0.3)["robust"]
+    assert "v2_identity_transfer" not in worst(more, 0.3)["selected"]
+    # the rule before 2026-12-02 (the last of equals) hands the ties to the clean-input transfer points
+    monkeypatch.setattr(summary_module, "white_box_first", lambda threats, iterative: None)
+    last = summarize(result)
+    assert worst(last, 0.3)["selected"].get("v2_identity_transfer", 0) > 0
+    assert worst(last, 0.3)["robust"]["mean"] > worst(more, 0.3)["robust"]["mean"]
 
 
 def test_stochastic_cells_store_both_draw_sets_and_epsilon_zero_is_clean(registry, tmp_path):
