@@ -35,7 +35,7 @@ from qbench.contract.config import parse_assignments
 from qbench.contract.dataset import DataSplit
 from qbench.errors import ConfigError, QBenchError, StoreError, UsageError
 from qbench.running.executor_spec import KINDS, ExecutorSpec, executor_spec
-from qbench.running.grid import add_probe
+from qbench.running.grid import BOARDS, add_probe, check_board_names
 from qbench.running.planning import make_plan
 from qbench.running.preflight import check_plugin_sources, describe, estimate, missing_work, plan_components
 from qbench.contract.progress import Reporter, RichReporter
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid_args = _Parser(add_help=False)
     grid_args.add_argument("--track", choices=TRACKS, action="append", dest="tracks", help="repeatable (default: both)")
     grid_args.add_argument("--board", action="append", dest="boards", metavar="NAME",
-                           help="restrict to boards, repeatable (default: every board of the tracks)")
+                           help="restrict to boards of any selected track, repeatable (default: every board of the tracks)")
     grid_args.add_argument("--defense", action="append", dest="defenses", metavar="NAME",
                            help="restrict to defenses, repeatable (default: every defense of the track)")
     grid_args.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1")
@@ -757,6 +757,9 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
     registry = _registry(err)
     reporter = _reporter(args, err)
     tracks = args.tracks or list(TRACKS)
+    if args.boards:  # --board names boards of any selected track; a track with none of them is left out
+        check_board_names(tracks, args.boards)
+        tracks = [t for t in tracks if any(b.name in args.boards for b in BOARDS[t])]
     spec = _executor_spec(args, "pool") if args.action == "run" else executor_spec(None, None, None)
     data_dir = _data_dir(args)
     options = _grid_options(args)

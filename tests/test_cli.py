@@ -211,3 +211,33 @@ def test_the_table_marks_cascaded_attacks_and_their_share_of_the_examples(cli, s
     as_json = json.loads(cli(*args, "--json").stdout)
     row = next(r for r in as_json["defense"]["attacks"] if r["attack"] == "square")
     assert row["cascaded"] is True and 0 < row["attacked"] <= 1
+
+
+def test_board_names_span_the_selected_tracks(cli, store_path):
+    """``--board`` names boards of any selected track: a QNN and a mapped-DNN board in one command (with no
+    --track, or both) plan exactly the cells of the two separate commands; a name on no selected track is
+    one line with a hint."""
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist").exists():
+        pytest.skip(f"MNIST is not in {SHARED_DATA}")
+
+    def planned(*boards, tracks=()):
+        args = [a for b in boards for a in ("--board", b)] + [a for t in tracks for a in ("--track", t)]
+        proc = cli("leaderboard", "run", *args, "--seeds", "1", "--no-sweep", "--dry-run", "--data-dir", str(SHARED_DATA),
+                   "--store", str(store_path))
+        assert proc.returncode == 0, proc.stderr
+        line = next(l for l in proc.stderr.splitlines() if "to compute:" in l)
+        trainings, cells = [int(w) for w in line.split() if w.isdigit()][:2]  # "N trainings and M cells"
+        return trainings, cells
+
+    qnn, mapped = planned("moons-qnn-angle"), planned("mnist-lenet")
+    both = planned("moons-qnn-angle", "mnist-lenet")
+    assert both == (qnn[0] + mapped[0], qnn[1] + mapped[1]) and qnn[1] > 0 and mapped[1] > 0
+    assert planned("moons-qnn-angle", "mnist-lenet", tracks=("qnn", "mapped-dnn")) == both
+    line = one_line_error(cli("leaderboard", "run", "--board", "mnist-lenett", "--dry-run", "--store", str(store_path)), 2)
+    assert "unknown board 'mnist-lenett' on tracks qnn, mapped-dnn; did you mean 'mnist-lenet'?" in line
+    line = one_line_error(cli("leaderboard", "run", "--track", "qnn", "--board", "mnist-lenet", "--dry-run",
+                              "--store", str(store_path)), 2)
+    assert "unknown board 'mnist-lenet' on track qnn" in line
+    assert not store_path.exists()  # dry runs and refusals store nothing

@@ -65,17 +65,26 @@ CURVE_ATTACKS = {
 }
 
 
+def check_board_names(tracks: list[str], names: list[str] | None) -> None:
+    """Every name in ``names`` is a board of one of ``tracks`` (else a usage error with the closest name)."""
+    known = [b.name for t in tracks for b in BOARDS[t]]
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        where = f"track {tracks[0]}" if len(tracks) == 1 else f"tracks {', '.join(tracks)}"
+        raise UsageError(f"unknown board {unknown[0]!r} on {where}{hint} (boards: {', '.join(known)})")
+
+
 def boards(track: str, names: list[str] | None = None) -> list[Board]:
-    """The track's boards, or the named ones (unknown names are a usage error)."""
+    """The track's boards, or those of the named ones that are on it, in the order named (a name on no
+    board of the track is a usage error only when it is on no other track either: ``--board`` names
+    boards of every track selected)."""
     all_boards = {b.name: b for b in BOARDS[track]}
     if not names:
         return list(all_boards.values())
-    unknown = [n for n in names if n not in all_boards]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], list(all_boards), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UsageError(f"unknown board {unknown[0]!r} on track {track}{hint} (boards: {', '.join(all_boards)})")
-    return [all_boards[n] for n in names]
+    check_board_names(list(BOARDS), names)
+    return [all_boards[n] for n in names if n in all_boards]
 
 
 def defenses_for(registry: Registry, track: str, names: list[str] | None = None) -> list[str]:
