@@ -28,8 +28,9 @@ figure{margin:0}figcaption{font-size:13px;color:#555}
 def figure_svg(fig) -> str:
     """A matplotlib figure as inline SVG text, deterministic (no date, fixed id salt); closes the figure."""
     buf = io.StringIO()
-    # no date and a fixed id salt: the page must be a pure function of the entries
-    with plt.rc_context({"svg.hashsalt": "qbench"}):
+    # no date and a fixed id salt: the page must be a pure function of the entries; text kept as <text>
+    # (not glyph paths): the pages stay small and searchable, and labels are not repeated as glyph runs
+    with plt.rc_context({"svg.hashsalt": "qbench", "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
