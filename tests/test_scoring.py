@@ -169,6 +169,30 @@ def test_worst_case_monotonicity_compares_like_with_like():
     assert [f.check for f in run_checks(summary, {})] == ["monotone"]
 
 
+def test_a_one_step_attack_overshooting_is_flagged_only_where_no_iterative_attack_covers_it():
+    # Ising's undefended QNN: FGSM's curve rises past eps 0.2 (one step overshoots after the sphere
+    # renormalisation) while PGD at the same eps leaves 0.7%; the evaluation did not weaken with eps
+    def row(attack, eps, mean):
+        return {"attack": attack, "epsilon": eps, "status": "ok", "robust": {"mean": mean}}
+
+    kinds = {"fgsm": {"threat": "white-box", "iterative": False}, "pgd": {"threat": "white-box", "iterative": True},
+             "nes": {"threat": "gradient-free", "iterative": True}}
+    summary = {"n_test": 1000, "worst_case": [],
+               "attacks": [row("fgsm", 0.2, 0.291), row("fgsm", 0.25, 0.347), row("pgd", 0.2, 0.043), row("pgd", 0.25, 0.007)]}
+    assert run_checks(summary, kinds) == []
+    # an iterative attack that does not reach the one step's value at the smaller eps leaves the flag
+    summary["attacks"][2:] = [row("pgd", 0.25, 0.33)]
+    found = run_checks(summary, kinds)
+    assert [f.check for f in found] == ["monotone"] and "fgsm" in found[0].reason
+    # a gradient-free attack does not excuse the step: only iterative white-box or adaptive ones do
+    summary["attacks"][2] = row("nes", 0.25, 0.0)
+    assert "monotone" in [f.check for f in run_checks(summary, kinds)]
+    # an iterative attack's own rise is always flagged
+    summary["attacks"] = [row("pgd", 0.2, 0.043), row("pgd", 0.25, 0.2), row("fgsm", 0.25, 0.3)]
+    found = run_checks(summary, kinds)
+    assert [f.check for f in found] == ["monotone"] and "pgd" in found[0].reason
+
+
 def test_apgd_weaker_than_pgd_and_epsilon_zero_checks():
     def row(attack, eps, mean):
         return {"attack": attack, "epsilon": eps, "status": "ok", "robust": {"mean": mean}}
