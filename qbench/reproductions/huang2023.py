@@ -189,14 +189,14 @@ FIGURE8 = Experiment(
 
 FIGURE9 = Experiment(
     id="figure9",
-    title="Figure 9: robust accuracy vs epsilon for circuit depths 10 and 20, baseline vs ours (MNIST)",
+    title="Figure 9: robust accuracy vs epsilon for circuit depths 10, 20 and 40, baseline vs ours (MNIST)",
     settings=tuple(
-        _qnn(f"{who}, depth {d}", defense, model={} if d == 10 else {"n_layers": d})
-        for d in (10, 20) for who, defense in (("baseline", "adversarial_training"), ("ours", "noise_layer"))
+        # the paper trained its depth-40 QNNs for 100 epochs only (section 4.4.4), the others 200
+        _qnn(f"{who}, depth {d}", defense, model={} if d == 10 else {"n_layers": d}, epochs=100 if d == 40 else None)
+        for d in (10, 20, 40) for who, defense in (("baseline", "adversarial_training"), ("ours", "noise_layer"))
     ),
     attacks=PAPER_ATTACKS, epsilons=CURVE, n_test=MNIST_TEST, read=_read_curves,
-    notes=MNIST_NOTE + " Depths 10 and 20 only: depth 40 (trained 100 epochs in the paper) is left out for "
-    "time on 2 CPU cores.",
+    notes=MNIST_NOTE + " Depth 40 is trained for 100 epochs, as in the paper; depths 10 and 20 for 200.",
     paper_claim="Ours beats the baseline in clean and robust accuracy; deeper circuits are more robust; "
     "robustness collapses for epsilon above the training value 0.15, later for ours (section 4.4.4).",
 )
