@@ -785,7 +785,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
                          executor=executor, log=log)
         if args.published is not None:
             moved = import_store(args.published, store)
-            log(f"read {moved.cells_added} cells and {moved.trainings_added} trainings from {args.published}")
+            log(f"read {moved.cells_added} cells and {moved.trainings_added} trainings from {args.published}"
+                + (f" ({moved.checkpoints_added} checkpoints of trainings under way)" if moved.checkpoints_added else ""))
         if args.action == "run":
             _preflight(store, jobs, executor.workers)
         try:
@@ -793,7 +794,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
         finally:
             if args.published is not None and args.action == "run":
                 moved = export_store(store, args.published)
-                log(f"added {moved.cells_added} cells, {moved.trainings_added} trainings to {args.published}")
+                log(f"added {moved.cells_added} cells, {moved.trainings_added} trainings to {args.published}"
+                    + (f" ({moved.checkpoints_added} checkpoints of trainings under way)" if moved.checkpoints_added else ""))
     if args.action == "build":
         leaderboard.render(args.out)
     return status
@@ -887,12 +889,16 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
             report = import_store(args.published, store)
     fields = {"cells_added": report.cells_added, "trainings_added": report.trainings_added,
               "weights_added": report.weights_added, "disagreements": report.disagreements,
-              "missing_weights": report.missing_weights}
+              "missing_weights": report.missing_weights, "checkpoints_added": report.checkpoints_added,
+              "checkpoints_removed": report.checkpoints_removed}
     if args.json:
         print(json.dumps(fields, indent=2))
     else:
         out.print(f"{args.action}: {report.cells_added} cells, {report.trainings_added} trainings, "
                   f"{report.weights_added} weights files added", markup=False, highlight=False)
+        if report.checkpoints_added or report.checkpoints_removed:
+            out.print(f"  checkpoints of trainings under way: {report.checkpoints_added} copied, "
+                      f"{report.checkpoints_removed} removed (their trainings are done)", markup=False, highlight=False)
         for key in report.disagreements:
             out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
     return 1 if report.disagreements else 0

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 import qbench
 from qbench import Defense, TrainingSchedule
+from qbench.contract.checkpoint import resumable_epochs
 from qbench.contract.training import bim_examples, make_optimizer, train
 
 
@@ -78,7 +79,7 @@ class AdversarialTraining(Defense):
         one_epoch = TrainingSchedule(1, schedule.lr, schedule.batch_size, schedule.optimizer)
         optimizer = make_optimizer(model, schedule)  # one optimiser, so Adam's moments carry across epochs
         with ctx.progress.task("adversarial training", total=schedule.epochs) as bar:
-            for epoch in range(schedule.epochs):
+            for epoch in resumable_epochs(ctx, schedule.epochs, model=model, optimizer=optimizer):
                 model.eval()
                 chunks = []
                 for i in range(0, len(data.x_train), 512):

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 import qbench
 from qbench import Defense, TrainingSchedule
+from qbench.contract.checkpoint import resumable_epochs
 from qbench.contract.training import bim_examples, make_optimizer, train
 
 
@@ -87,18 +88,19 @@ class FastAdversarialTraining(Defense):
 
         one_epoch = TrainingSchedule(1, schedule.lr, schedule.batch_size, schedule.optimizer)
         optimizer = make_optimizer(model, schedule)
-        best, best_state, stopped_at = -1.0, None, 0
-        for epoch in range(schedule.epochs):
+        guard = _Best()
+        stopped_at = 0
+        for epoch in resumable_epochs(ctx, schedule.epochs, model=model, optimizer=optimizer, guard=guard):
             train(model, train_data, one_epoch, ctx, batch_loss, optimizer=optimizer,
                   description=f"fast adversarial training, epoch {epoch + 1}")
             accuracy = self.guard_accuracy(model, guard_x, guard_y, data.domain)
-            if accuracy > best:
-                best, best_state = accuracy, copy.deepcopy(model.state_dict())
-            elif accuracy < best - c.overfit_drop:
+            if accuracy > guard.accuracy:
+                guard.accuracy, guard.weights = accuracy, copy.deepcopy(model.state_dict())
+            elif accuracy < guard.accuracy - c.overfit_drop:
                 stopped_at = epoch + 1  # catastrophic overfitting: back to the best epoch
                 break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        if guard.weights is not None:
+            model.load_state_dict(guard.weights)
         getattr(model, self.GUARD_BUFFER).fill_(stopped_at)
         model.eval()
         return model
@@ -117,6 +119,20 @@ class FastAdversarialTraining(Defense):
     def describe(self, model) -> dict:
         stopped = getattr(model, self.GUARD_BUFFER, None)
         return {"epsilon": self.config.epsilon, "guard_stopped_at_epoch": int(stopped) if stopped is not None else None}
+
+
+class _Best:
+    """The guard's best epoch so far (its accuracy and weights), checkpointed with the training."""
+
+    def __init__(self) -> None:
+        self.accuracy = -1.0
+        self.weights: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.accuracy, self.weights = state["accuracy"], state["weights"]
 
 
 @qbench.hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ import torch
 from qbench.contract.progress import Reporter
 from qbench.contract.rng import derive_seed
 from qbench.contract.split import DataSplit
+
+if TYPE_CHECKING:
+    from qbench.contract.checkpoint import Checkpoint
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Context:
     #: returns the board's undefended twin (the ``none`` model: same data, architecture, seed and standard
     #: training) for transfer attacks; None outside a runner cell
     undefended_twin: "Callable[[], torch.nn.Module] | None" = None
+    #: where a training's epoch loops save their progress (set by the runner for trainings; None elsewhere),
+    #: see :mod:`qbench.contract.checkpoint`
+    checkpoint: "Checkpoint | None" = None
     generator: torch.Generator = field(init=False)
     rng: np.random.Generator = field(init=False)
 

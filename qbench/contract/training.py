@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 
+from qbench.contract.checkpoint import resumable_epochs
 from qbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ def train(
 
     Shuffling uses ``ctx.generator`` only, so the same seed gives the same weights. Pass ``optimizer`` to
     continue with an existing optimiser (its state carries over), e.g. when the data changes per epoch.
+    Under a runner the epochs are checkpointed (``ctx.checkpoint``, :mod:`qbench.contract.checkpoint`): a
+    stopped training resumes after its last saved epoch with the weights an uninterrupted run would reach.
     """
     optimizer = optimizer or make_optimizer(model, schedule)
     x, y = data.x_train, data.y_train
@@ -56,7 +59,10 @@ def train(
     batches_per_epoch = (n + schedule.batch_size - 1) // schedule.batch_size
     model.train()
     with ctx.progress.task(description, total=schedule.epochs * batches_per_epoch) as bar:
-        for epoch in range(schedule.epochs):
+        done = 0
+        for epoch in resumable_epochs(ctx, schedule.epochs, model=model, optimizer=optimizer):
+            bar.advance((epoch - done) * batches_per_epoch)  # epochs a resumed checkpoint had done
+            done = epoch + 1
             order = torch.randperm(n, generator=ctx.generator, device=ctx.generator.device)
             for start in range(0, n, schedule.batch_size):
                 idx = order[start : start + schedule.batch_size]

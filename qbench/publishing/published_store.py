@@ -10,7 +10,11 @@ Layout (one folder per board, ``<root>/<track>/<board>/``):
   weights file name), sorted by key;
 - ``cells.jsonl`` — one JSON object per cell (key, spec, status, accuracy, the commit that computed it,
   and ``bits``: the packed per-draw correctness, base64), sorted by key;
-- ``weights/<training key>.safetensors`` — the trained weights.
+- ``weights/<training key>.safetensors`` — the trained weights;
+- ``checkpoints/<training key>.pt`` — the last checkpoint of a training still under way
+  (:mod:`qbench.contract.checkpoint`), so a training longer than a session resumes on another machine; the
+  only files here that are replaced (by a checkpoint further along) and removed (once the training is
+  published).
 
 Why this layout, not the SQLite file itself: a SQLite file is one binary blob to git (every commit of a
 growing grid stores it whole again, and a diff says nothing); JSON lines sorted by key make every new cell
@@ -30,11 +34,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from qbench.errors import UsageError
-from qbench.running.store import CellRecord, Store, TrainingRecord, _pack, _unpack
+from qbench.contract.checkpoint import read_meta
+from qbench.running.store import CellRecord, Store, TrainingRecord, _pack, _unpack, checkpoint_path
 
 CELLS = "cells.jsonl"
 TRAININGS = "trainings.jsonl"
 WEIGHTS = "weights"
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -48,6 +54,10 @@ class TransferReport:
     disagreements: list[str] = field(default_factory=list)
     #: trainings whose weights are missing on the source side
     missing_weights: list[str] = field(default_factory=list)
+    #: checkpoints of trainings under way copied (new, or further along than the target's)
+    checkpoints_added: int = 0
+    #: checkpoints removed from the target because their training is now published or stored
+    checkpoints_removed: int = 0
 
 
 def board_of(spec: dict[str, Any]) -> tuple[str, str]:
@@ -120,7 +130,9 @@ def _write_jsonl(path: Path, records: dict[str, dict[str, Any]]) -> None:
 
 def board_dirs(root: Path) -> Iterator[Path]:
     """Every board folder of a published store."""
-    yield from sorted(p.parent for p in Path(root).glob(f"*/*/{CELLS}"))
+    root = Path(root)
+    found = {p.parent for name in (CELLS, TRAININGS, CHECKPOINTS) for p in root.glob(f"*/*/{name}")}
+    yield from sorted(found)
 
 
 def export_store(store: Store, root: Path, commit: str | None = None) -> TransferReport:
@@ -160,6 +172,7 @@ def export_store(store: Store, root: Path, commit: str | None = None) -> Transfe
                 published[t.key] = _training_json(t)
                 report.trainings_added += 1
         _write_jsonl(folder / TRAININGS, published)
+    _export_checkpoints(store, root, report)
     for board, cells in by_board_c.items():
         folder = root / board[0] / board[1]
         published = read_jsonl(folder / CELLS)
@@ -173,6 +186,49 @@ def export_store(store: Store, root: Path, commit: str | None = None) -> Transfe
                 report.disagreements.append(cell.key)
         _write_jsonl(folder / CELLS, published)
     return report
+
+
+def _further_along(source: Path, target: Path) -> dict | None:
+    """``source``'s meta if it is a readable checkpoint further along than ``target`` (or ``target`` is absent)."""
+    meta = read_meta(source)
+    if meta is None:
+        return None
+    old = read_meta(target) if target.exists() else None
+    if old is not None and old["key"] == meta["key"] and (old["loop"], old["epoch"]) >= (meta["loop"], meta["epoch"]):
+        return None
+    return meta
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def _export_checkpoints(store: Store, root: Path, report: TransferReport) -> None:
+    """Publish the store's checkpoints of trainings not yet published; drop those of published trainings."""
+    for path in sorted((store.artifacts / CHECKPOINTS).glob("*.pt")):
+        meta = read_meta(path)
+        if meta is None or "spec" not in meta["meta"]:
+            continue
+        track, board = board_of(meta["meta"]["spec"])
+        folder = root / track / board
+        if meta["key"] in read_jsonl(folder / TRAININGS):
+            continue
+        target = folder / CHECKPOINTS / path.name
+        if _further_along(path, target) is not None:
+            _copy_atomic(path, target)
+            report.checkpoints_added += 1
+    for folder in board_dirs(root) if root.exists() else ():
+        _drop_finished(folder, set(read_jsonl(folder / TRAININGS)), report)
+
+
+def _drop_finished(folder: Path, finished: set[str], report: TransferReport) -> None:
+    for path in sorted((folder / CHECKPOINTS).glob("*.pt")):
+        if path.stem in finished:
+            path.unlink()
+            report.checkpoints_removed += 1
 
 
 def import_store(root: Path, store: Store) -> TransferReport:
@@ -195,6 +251,13 @@ def import_store(root: Path, store: Store) -> TransferReport:
                 store.put_training(TrainingRecord(row["key"], row["spec"], row["seed"], row["weights"], row["seconds"],
                                                   row["info"], row.get("qbench_version", "")))
                 report.trainings_added += 1
+        for path in sorted((folder / CHECKPOINTS).glob("*.pt")):
+            if store.get_training(path.stem) is not None:
+                continue
+            target = checkpoint_path(store.artifacts, path.stem)
+            if _further_along(path, target) is not None:
+                _copy_atomic(path, target)
+                report.checkpoints_added += 1
         for row in read_jsonl(folder / CELLS).values():
             stored = store.get_cell(row["key"])
             cell = cell_from_json(row)

@@ -4,6 +4,8 @@ Every cell is committed as soon as it finishes, keyed by a hash of its full conf
 version; ``INSERT OR IGNORE`` on that key means a re-run never duplicates a cell and a killed run loses at
 most the cell it was computing. Trained weights live beside the database in ``<store>.artifacts/`` as
 safetensors, written to a temporary name and renamed, so a half-written file is never taken for a result.
+A training under way keeps its checkpoint there too (``checkpoints/<training key>.pt``,
+:mod:`qbench.contract.checkpoint`), removed once its weights are stored.
 """
 
 from __future__ import annotations
@@ -21,8 +23,15 @@ import numpy as np
 from qbench.errors import StoreError
 
 SCHEMA_VERSION = 1
+#: the artifact subfolder of the checkpoints of trainings under way
+CHECKPOINTS = "checkpoints"
 MARKER = "qbench-result-store"
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+def checkpoint_path(artifacts: Path, key: str) -> Path:
+    """Where the training ``key`` keeps its checkpoint in a store's artifact folder."""
+    return Path(artifacts) / CHECKPOINTS / f"{key}.pt"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -31,6 +31,7 @@ from safetensors.torch import load_model, save_model
 import qbench
 from qbench.contract.art_bridge import gradient_check
 from qbench.contract.attack import Attack, AttackSkipped, attack_label
+from qbench.contract.checkpoint import Checkpoint
 from qbench.contract.circuit_model import reusing_unitaries
 from qbench.contract.context import Context
 from qbench.contract.dataset import DataSplit
@@ -43,7 +44,7 @@ from qbench.contract.progress import Reporter
 from qbench.contract.readout import has_quantum_readout
 from qbench.contract.rng import derive_seed, isolated_rng
 from qbench.running.scoring import Survivors
-from qbench.running.store import CellRecord, TrainingRecord
+from qbench.running.store import CellRecord, TrainingRecord, checkpoint_path
 from qbench.running.torch_device import computing_on
 
 
@@ -217,6 +218,18 @@ class _Task:
         return model.to(plan.torch_device)
 
 
+def checkpoint_interval() -> float:
+    """Least seconds between two checkpoints of a training: ``$QBENCH_CHECKPOINT_SECONDS``, else 300."""
+    raw = os.environ.get("QBENCH_CHECKPOINT_SECONDS", "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise QBenchError(f"QBENCH_CHECKPOINT_SECONDS={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise QBenchError(f"QBENCH_CHECKPOINT_SECONDS={raw!r} is negative")
+    return value
+
+
 @dataclass
 class TrainTask(_Task):
     """Train one seed of a plan and save the weights in the artifact folder; returns the training record."""
@@ -231,10 +244,13 @@ class TrainTask(_Task):
                 data = self.split()
                 model = self.fresh_model(data)
                 ctx = self.context(derive_seed(self.seed, "fit"), data)
-                start = time.perf_counter()
+                ctx.checkpoint = checkpoint = Checkpoint(
+                    checkpoint_path(self.workspace.artifacts, self.key), self.key, checkpoint_interval(),
+                    meta={"spec": self.spec, "seed": self.seed},
+                )
                 with isolated_rng(ctx.seed), blame("defense", plan.defense.name, "fit"):
                     model = plan.defense.fit(model, data, plan.schedule, ctx)
-                seconds = time.perf_counter() - start
+                seconds = checkpoint.seconds()
                 _check_module(model, f"defense {plan.defense.name!r} fit")
                 if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
                     raise PluginFault(f"defense {plan.defense.name!r} fit produced non-finite weights")
@@ -250,7 +266,11 @@ class TrainTask(_Task):
             tmp = artifacts / f".{weights}.{os.getpid()}.tmp"
             save_model(model, str(tmp))
             tmp.replace(artifacts / weights)
+            checkpoint.clear()
             info = {"data_notes": data.notes, "data_files": data.files}
+            if checkpoint.loaded_at is not None:
+                info["resumed"] = {"loop": checkpoint.loaded_at[0], "epoch": checkpoint.loaded_at[1],
+                                   "seconds_before": round(checkpoint.resumed_seconds, 3)}
             return TrainingRecord(self.key, self.spec, self.seed, weights, seconds, info, qbench.__version__)
 
 

@@ -1,0 +1,199 @@
+"""Training checkpoints: a training stopped between epochs resumes where it stopped, bit for bit.
+
+A Madry-trained AlexNet takes hours on a CPU core, longer than one session on this project's machines,
+and a process that is killed loses what it computed. So the runner hands every training a
+:class:`Checkpoint` (``ctx.checkpoint``), and the epoch loops of :func:`qbench.contract.training.train`
+(and any plugin loop written with :func:`resumable_epochs`) save, at the end of an epoch, everything the
+rest of the training depends on: the model's and the optimiser's state dicts, the context's torch and
+numpy generators, and the global torch/numpy/python RNGs (which libraries draw from). Resuming restores
+them all, so the finished weights are those of an uninterrupted run (a test checks it bit for bit).
+
+A ``fit`` may run several loops one after the other (a per-epoch loop around one-epoch ``train`` calls,
+pre-training then fine-tuning). Loops are numbered in the order they start; a checkpoint records its
+loop's number and the epochs done. On resume, loops before the saved one run again from the start
+(training is deterministic, so they reproduce what they did), the saved loop continues from its epoch, and
+no loop overwrites a checkpoint that is further along than itself. A loop started inside another loop's
+epoch is not checkpointed: the outer loop owns the checkpoint.
+
+Hand-written because no library here does it: torch saves state dicts, but knowing *which* states a
+training's future depends on (its generators, the global RNGs ART and dropout draw from) is qbench's.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from qbench.contract.context import Context
+
+#: bumped when the saved layout changes; a checkpoint of another format is ignored (the training restarts)
+FORMAT = 1
+
+
+class Stateful(Protocol):
+    """Anything whose state round-trips through ``state_dict`` / ``load_state_dict`` (modules, optimisers)."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> Any: ...
+
+
+class Checkpoint:
+    """One training's checkpoint file (written atomically), identified by the training's key.
+
+    ``every_s`` is the least time between two saves (0: at every epoch); saving only changes what a
+    resumed run can skip, never a result. ``meta`` is stored beside the state (the runner puts the
+    training's spec there, so the published store can place the file on its board).
+    """
+
+    def __init__(self, path: Path, key: str, every_s: float = 0.0, meta: dict | None = None) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.every_s = every_s
+        self.meta = dict(meta or {})
+        #: the position (loop number, epochs done) of the checkpoint read at the start, if any
+        self.loaded_at: tuple[int, int] | None = None
+        #: training seconds the saved run had spent before it stopped (0 without a checkpoint)
+        self.resumed_seconds = 0.0
+        self._state = self._read()
+        if self._state is not None:
+            self.loaded_at = (self._state["loop"], self._state["epoch"])
+            self.resumed_seconds = float(self._state["seconds"])
+        self._loops = 0
+        self._depth = 0
+        self._started = time.perf_counter()
+        self._last_save = self._started
+
+    def _read(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # a truncated or foreign file: restart rather than fail the training
+            return None
+        if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != self.key:
+            return None
+        if state.get("torch") != str(torch.__version__):
+            return None  # another torch need not reproduce the same floats: do not splice two builds' runs
+        return state
+
+    @property
+    def epoch_resumed(self) -> int | None:
+        """The epochs the saved loop had done when the checkpoint was read (None: no checkpoint)."""
+        return None if self.loaded_at is None else self.loaded_at[1]
+
+    def seconds(self) -> float:
+        """Training seconds so far, the saved run's included."""
+        return self.resumed_seconds + time.perf_counter() - self._started
+
+    def save(self, loop: int, epoch: int, states: dict[str, dict], rng: dict[str, Any], force: bool = False) -> bool:
+        """Write the checkpoint at (``loop``, ``epoch`` done) unless one further along was read, or too soon."""
+        if self.loaded_at is not None and (loop, epoch) <= self.loaded_at:
+            return False
+        now = time.perf_counter()
+        if not force and now - self._last_save < self.every_s:
+            return False
+        payload = {"format": FORMAT, "key": self.key, "torch": str(torch.__version__), "loop": loop, "epoch": epoch,
+                   "seconds": self.seconds(), "meta": self.meta, "states": states, "rng": rng}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        torch.save(payload, tmp)
+        tmp.replace(self.path)
+        self._last_save = now
+        return True
+
+    def clear(self) -> None:
+        """Remove the file (the training finished and its weights are stored)."""
+        self.path.unlink(missing_ok=True)
+
+
+def read_meta(path: Path) -> dict | None:
+    """(Without restoring anything) the key, position and meta of a checkpoint file, or None if unreadable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return None
+    return {"key": state["key"], "loop": state["loop"], "epoch": state["epoch"], "seconds": state["seconds"],
+            "torch": state.get("torch"), "meta": state.get("meta", {})}
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays inside an RNG state as tensors: ``torch.load(weights_only=True)`` refuses numpy objects."""
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(value.astype(np.int64)), "dtype": str(value.dtype)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _numpy(value: Any) -> Any:
+    if isinstance(value, dict) and "__ndarray__" in value:
+        return value["__ndarray__"].numpy().astype(value["dtype"])
+    if isinstance(value, dict):
+        return {k: _numpy(v) for k, v in value.items()}
+    return value
+
+
+def _rng_state(ctx: "Context") -> dict[str, Any]:
+    state = {
+        "generator": ctx.generator.get_state(),
+        "numpy_ctx": _plain(ctx.rng.bit_generator.state),
+        "torch": torch.get_rng_state(),
+        "numpy": _plain(np.random.get_state(legacy=False)),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _restore_rng(ctx: "Context", state: dict[str, Any]) -> None:
+    ctx.generator.set_state(state["generator"])
+    ctx.rng.bit_generator.state = _numpy(state["numpy_ctx"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(_numpy(state["numpy"]))
+    random.setstate(state["python"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def resumable_epochs(ctx: "Context", epochs: int, **stateful: Stateful) -> Iterator[int]:
+    """``range(epochs)`` that saves ``stateful`` and the RNGs after each epoch and resumes from a checkpoint.
+
+    Name every object the rest of the training depends on (``model=..., optimizer=...``); the names key
+    the saved states. Without ``ctx.checkpoint`` (outside a runner training) it is a plain range. Code
+    after the loop runs as usual; code *inside* an epoch must leave nothing behind but those states.
+    """
+    ckpt: Checkpoint | None = getattr(ctx, "checkpoint", None)
+    if ckpt is None or ckpt._depth > 0:
+        yield from range(epochs)
+        return
+    ckpt._loops += 1
+    loop = ckpt._loops
+    start = 0
+    if ckpt.loaded_at is not None and ckpt.loaded_at[0] == loop and ckpt._state is not None:
+        saved = ckpt._state
+        if set(saved["states"]) != set(stateful):
+            raise ValueError(f"checkpoint {ckpt.path} holds {sorted(saved['states'])}, the loop names {sorted(stateful)}")
+        for name, obj in stateful.items():
+            obj.load_state_dict(saved["states"][name])
+        _restore_rng(ctx, saved["rng"])
+        start = saved["epoch"]
+        ckpt._state = None  # restored once; free the memory
+    for epoch in range(start, epochs):
+        ckpt._depth += 1  # a loop started inside this epoch is the epoch's business, not checkpointed
+        try:
+            yield epoch
+        finally:
+            ckpt._depth -= 1
+        ckpt.save(loop, epoch + 1, {n: o.state_dict() for n, o in stateful.items()}, _rng_state(ctx),
+                  force=epoch + 1 == epochs)
