@@ -214,6 +214,9 @@ def test_a_killed_grid_resumes_its_training_from_the_checkpoint_on_another_machi
     proc.wait()
     with Store.open(killed) as s:
         assert s.trainings() == []
+    dry = subprocess.run([qbench, *GRID, "--store", str(killed), "--dry-run"], env=env, capture_output=True, text=True)
+    done = read_meta(next(folder.glob("*.pt")))["epoch"]
+    assert f"1 training (1 resuming from checkpoints, after epoch {done})" in dry.stderr, dry.stderr
 
     published = tmp_path / "published"
     with Store.open(killed) as s:

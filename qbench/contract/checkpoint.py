@@ -116,6 +116,8 @@ class Checkpoint:
 
 def read_meta(path: Path) -> dict | None:
     """(Without restoring anything) the key, position and meta of a checkpoint file, or None if unreadable."""
+    if not Path(path).is_file():
+        return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:

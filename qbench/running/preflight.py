@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from qbench.contract.attack import attack_label
+from qbench.contract.checkpoint import read_meta
 from qbench.running.plan import seed_cells
+from qbench.running.store import checkpoint_path
 from qbench.contract.tracks import MAPPED_DNN, QNN
 
 if TYPE_CHECKING:
@@ -207,6 +209,8 @@ class Item:
     scale: float = 1.0
     #: EOT samples per gradient of the plan
     n_eot: int = 20
+    #: a training's epochs done by the checkpoint it resumes from (0: none)
+    resumes_after: int = 0
 
 
 @dataclass
@@ -263,8 +267,12 @@ def missing_work(store: "Store", jobs: Iterable[tuple["Plan", "DataSplit"]]) -> 
             if needed and train_key not in seen_trainings:
                 seen_trainings.add(train_key)
                 if store.get_training(train_key) is None:
+                    meta = read_meta(checkpoint_path(store.artifacts, train_key))
+                    done = meta["epoch"] if meta is not None and meta["key"] == train_key else 0
+                    # for a fit of several loops this counts the saved loop's epochs only: an estimate
+                    epochs = max(plan.schedule.epochs - done, 1) if done else plan.schedule.epochs
                     work.trainings.append(
-                        Item("training", *names, _training_defense(plan), "", plan.schedule.epochs, **extra)
+                        Item("training", *names, _training_defense(plan), "", epochs, resumes_after=done, **extra)
                     )
     return work
 
@@ -383,7 +391,11 @@ def describe(work: Work, est: Estimate, workers: int = 1) -> list[str]:
     if not work.cells:
         return [f"qbench: nothing to compute: all {_count(work.total_cells, 'cell')} are in the store"]
     stored = f"{work.stored_cells} of {work.total_cells} already in the store"
-    what = f"qbench: to compute: {_count(len(work.trainings), 'training')} and {_count(len(work.cells), 'cell')} ({stored})"
+    trainings = _count(len(work.trainings), "training")
+    resumed = [t.resumes_after for t in work.trainings if t.resumes_after]
+    if resumed:
+        trainings += f" ({len(resumed)} resuming from checkpoints, after epoch {', '.join(map(str, resumed))})"
+    what = f"qbench: to compute: {trainings} and {_count(len(work.cells), 'cell')} ({stored})"
     if est.from_store and est.from_defaults:
         source = f"the store's timings for {est.from_store} items, qbench's defaults for {est.from_defaults}"
     elif est.from_store:
