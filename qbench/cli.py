@@ -1068,6 +1068,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not args.command:
             raise UsageError("a command is required: evaluate, plugins or results (qbench --help)")
+        if "QBENCH_CHECKPOINT_SECONDS" in os.environ and args.command in ("evaluate", "leaderboard", "reproduce", "verify", "sweep"):
+            from qbench.contract.checkpoint import checkpoint_interval
+
+            checkpoint_interval()  # a bad value is one line now, not a failed training per seed later
         return COMMANDS[args.command](args, out, err)
     except QBenchError as exc:
         print(f"qbench: error: {exc}", file=sys.stderr)

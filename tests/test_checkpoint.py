@@ -285,3 +285,13 @@ def test_store_export_reports_checkpoints_on_the_command_line(tmp_path, cli):
     out = cli("store", "export", "--store", str(store_path), "--published", str(tmp_path / "pub"), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["checkpoints_added"] == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan"])
+def test_a_bad_checkpoint_interval_is_one_line_before_anything_runs(tmp_path, value):
+    store = tmp_path / "s.sqlite"
+    out = subprocess.run([str(Path(sys.executable).with_name("qbench")), *GRID, "--store", str(store)],
+                         env=dict(os.environ, QBENCH_CHECKPOINT_SECONDS=value), capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()] and "QBENCH_CHECKPOINT_SECONDS" in out.stderr
+    assert not store.exists()

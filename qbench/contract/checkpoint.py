@@ -30,11 +30,27 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol
 import numpy as np
 import torch
 
+from qbench.errors import UsageError
+
 if TYPE_CHECKING:
     from qbench.contract.context import Context
 
 #: bumped when the saved layout changes; a checkpoint of another format is ignored (the training restarts)
 FORMAT = 1
+#: the environment variable setting the least seconds between two checkpoints of a training
+ENV_VAR = "QBENCH_CHECKPOINT_SECONDS"
+
+
+def checkpoint_interval() -> float:
+    """Least seconds between two checkpoints of a training: ``$QBENCH_CHECKPOINT_SECONDS``, else 300."""
+    raw = os.environ.get(ENV_VAR, "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{ENV_VAR}={raw!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise UsageError(f"{ENV_VAR}={raw!r}: the interval must be 0 or more seconds")
+    return value
 
 
 class Stateful(Protocol):

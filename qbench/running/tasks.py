@@ -31,7 +31,7 @@ from safetensors.torch import load_model, save_model
 import qbench
 from qbench.contract.art_bridge import gradient_check
 from qbench.contract.attack import Attack, AttackSkipped, attack_label
-from qbench.contract.checkpoint import Checkpoint
+from qbench.contract.checkpoint import Checkpoint, checkpoint_interval
 from qbench.contract.circuit_model import reusing_unitaries
 from qbench.contract.context import Context
 from qbench.contract.dataset import DataSplit
@@ -216,18 +216,6 @@ class _Task:
         _check_module(model, f"defense {plan.defense.name!r} prepare")
         # tensors built under the device context are there already; this moves what a plugin made from numpy
         return model.to(plan.torch_device)
-
-
-def checkpoint_interval() -> float:
-    """Least seconds between two checkpoints of a training: ``$QBENCH_CHECKPOINT_SECONDS``, else 300."""
-    raw = os.environ.get("QBENCH_CHECKPOINT_SECONDS", "300")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise QBenchError(f"QBENCH_CHECKPOINT_SECONDS={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise QBenchError(f"QBENCH_CHECKPOINT_SECONDS={raw!r} is negative")
-    return value
 
 
 @dataclass
