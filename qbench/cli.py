@@ -898,7 +898,8 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
                   f"{report.weights_added} weights files added", markup=False, highlight=False)
         if report.checkpoints_added or report.checkpoints_removed:
             out.print(f"  checkpoints of trainings under way: {report.checkpoints_added} copied, "
-                      f"{report.checkpoints_removed} removed (their trainings are done)", markup=False, highlight=False)
+                      f"{report.checkpoints_removed} removed (training done)", markup=False, highlight=False,
+                      soft_wrap=True)
         for key in report.disagreements:
             out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
     return 1 if report.disagreements else 0
