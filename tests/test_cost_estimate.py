@@ -128,6 +128,16 @@ def test_the_store_median_is_per_dataset_model_defense_and_attack(tmp_path):
         assert est.seconds == statistics.median([1.0, 3.0]) * 1.5 + 5.0 / 10 * 20
         noisy = estimate(store, Work(cells=[Item("cell", defense="noise_layer", units=200, **item)]))
         assert (noisy.from_store, noisy.from_defaults) == (0, 1)
+        # a defense's training the store has not seen: the board's standard training x the defense's factor
+        from qbench.running.preflight import TRAINING_FACTOR
+
+        madry = estimate(store, Work(trainings=[Item("training", "qnn", "moons", "qnn", "adversarial_training", "", 20, 800)]))
+        assert (madry.from_store, madry.from_defaults) == (1, 0)
+        assert madry.seconds == 5.0 / 10 * 20 * TRAINING_FACTOR[("moons", "qnn")]["adversarial_training"]
+        # a training resuming from its checkpoint: its own pace so far, for the epochs left
+        resuming = Item("training", "qnn", "moons", "qnn", "adversarial_training", "", 12, 800, resumes_after=8,
+                        checkpoint_epoch_seconds=7.0)
+        assert estimate(store, Work(trainings=[resuming])).seconds == 7.0 * 12
 
 
 def test_missing_work_counts_failed_cells_again(tmp_path):

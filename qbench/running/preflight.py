@@ -211,6 +211,8 @@ class Item:
     n_eot: int = 20
     #: a training's epochs done by the checkpoint it resumes from (0: none)
     resumes_after: int = 0
+    #: seconds per epoch the checkpointed part of a resuming training took (0: none)
+    checkpoint_epoch_seconds: float = 0.0
 
 
 @dataclass
@@ -271,8 +273,10 @@ def missing_work(store: "Store", jobs: Iterable[tuple["Plan", "DataSplit"]]) -> 
                     done = meta["epoch"] if meta is not None and meta["key"] == train_key else 0
                     # for a fit of several loops this counts the saved loop's epochs only: an estimate
                     epochs = max(plan.schedule.epochs - done, 1) if done else plan.schedule.epochs
+                    per_epoch = meta["seconds"] / done if done and meta["loop"] == 1 else 0.0
                     work.trainings.append(
-                        Item("training", *names, _training_defense(plan), "", epochs, resumes_after=done, **extra)
+                        Item("training", *names, _training_defense(plan), "", epochs, resumes_after=done,
+                             checkpoint_epoch_seconds=per_epoch, **extra)
                     )
     return work
 
@@ -354,8 +358,17 @@ def estimate(store: "Store", work: Work) -> Estimate:
     est = Estimate()
     for item in work.trainings:
         per_epoch = train_times.get((item.dataset, item.model, item.defense))
-        if per_epoch:
+        standard = train_times.get((item.dataset, item.model, "standard"))
+        if item.checkpoint_epoch_seconds:  # this very training's own pace so far
+            est.seconds += item.checkpoint_epoch_seconds * item.units
+            est.from_store += 1
+        elif per_epoch:
             est.seconds += statistics.median(per_epoch) * item.units
+            est.from_store += 1
+        elif standard and item.defense != "standard":
+            # the board's own standard training, scaled by the defense's measured cost ratio
+            factors = TRAINING_FACTOR.get((item.dataset, item.model)) or TRACK_TRAINING_FACTOR.get(item.track, {})
+            est.seconds += statistics.median(standard) * item.units * factors.get(item.defense, 1.0)
             est.from_store += 1
         else:
             est.seconds += _default_training(item, est)
