@@ -188,12 +188,12 @@ def test_the_adversarial_trainings_own_loops_resume_bit_for_bit(tmp_path, defens
 
 # --- through the runner and the published store -------------------------------------------------------------
 
-GRID = ["leaderboard", "run", "--track", "qnn", "--board", "moons-qnn-angle", "--defense", "none", "--seeds", "1",
-        "--epochs", "60", "--n-test", "20", "--no-sweep", "--executor", "inprocess", "--json"]
+GRID = ["evaluate", "--defense", "none", "--model-option", "encoding=angle", "--seeds", "1", "--epochs", "40",
+        "--n-test", "20", "--attack", "fgsm", "--attack", "pgd", "--json"]
 
 
 def test_a_killed_grid_resumes_its_training_from_the_checkpoint_on_another_machine(tmp_path, monkeypatch):
-    """SIGKILL `qbench leaderboard run` mid-training, publish, resume from a fresh store elsewhere: the weights
+    """SIGKILL `qbench evaluate` mid-training, publish, resume from a fresh store elsewhere: the weights
     and every cell equal an uninterrupted run's, and the training record says it was resumed."""
     env = dict(os.environ, QBENCH_CHECKPOINT_SECONDS="0")
     qbench = str(Path(sys.executable).with_name("qbench"))
@@ -222,10 +222,11 @@ def test_a_killed_grid_resumes_its_training_from_the_checkpoint_on_another_machi
     with Store.open(killed) as s:
         report = export_store(s, published)
     assert report.checkpoints_added == 1 and report.trainings_added == 0
-    board = published / "qnn" / "moons-qnn-angle"
-    (published_ckpt,) = (board / CHECKPOINTS).glob("*.pt")
+    (published_ckpt,) = published.glob(f"qnn/*/{CHECKPOINTS}/*.pt")
+    board = published_ckpt.parent.parent
+    assert board.name == "moons-qnn-angle"  # placed on the board of its training's spec
     stopped_at = read_meta(published_ckpt)["epoch"]
-    assert 3 <= stopped_at < 60
+    assert 3 <= stopped_at < 40
 
     # "another machine": a fresh store seeded from the published store only
     elsewhere = tmp_path / "elsewhere.sqlite"
@@ -287,11 +288,17 @@ def test_store_export_reports_checkpoints_on_the_command_line(tmp_path, cli):
     assert json.loads(out.stdout)["checkpoints_added"] == 1
 
 
-@pytest.mark.parametrize("value", ["abc", "-5", "nan"])
-def test_a_bad_checkpoint_interval_is_one_line_before_anything_runs(tmp_path, value):
+def test_a_bad_checkpoint_interval_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from qbench import cli as qcli
+
     store = tmp_path / "s.sqlite"
     out = subprocess.run([str(Path(sys.executable).with_name("qbench")), *GRID, "--store", str(store)],
-                         env=dict(os.environ, QBENCH_CHECKPOINT_SECONDS=value), capture_output=True, text=True)
+                         env=dict(os.environ, QBENCH_CHECKPOINT_SECONDS="abc"), capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [out.stderr.strip()] and "QBENCH_CHECKPOINT_SECONDS" in out.stderr
+    assert out.stderr.strip() == "qbench: error: QBENCH_CHECKPOINT_SECONDS='abc' is not a number of seconds"
+    for value in ("-5", "nan"):
+        monkeypatch.setenv("QBENCH_CHECKPOINT_SECONDS", value)
+        assert qcli.main([*GRID, "--store", str(store)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"qbench: error: QBENCH_CHECKPOINT_SECONDS={value!r}: the interval must be 0 or more seconds")
     assert not store.exists()
