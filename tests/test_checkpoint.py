@@ -140,30 +140,128 @@ def test_a_checkpoint_of_another_training_or_a_broken_file_is_ignored(tmp_path):
     assert_same(weights(run_fit(one_loop, fresh)), weights(run_fit(one_loop, None)))
 
 
+class Recording(Checkpoint):
+    """Remembers the position of every save that was written."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.written: list[tuple[int, int]] = []
+
+    def save(self, loop, epoch, states, rng, force=False):
+        saved = super().save(loop, epoch, states, rng, force)
+        if saved:
+            self.written.append((loop, epoch))
+        return saved
+
+
 def test_saves_respect_the_interval_and_the_last_epoch_is_always_saved(tmp_path):
+    hourly = Recording(tmp_path / "k.pt", "k", every_s=3600.0)
+    run_fit(one_loop, hourly)
+    assert hourly.written == [(1, 5)]  # the first 4 epochs were within the hour; the last is always written
+    every = Recording(tmp_path / "j.pt", "j", every_s=0.0)
+    run_fit(one_loop, every)
+    assert every.written == [(1, e) for e in range(1, 6)]
+
+
+def test_a_checkpoint_that_cannot_be_restored_is_set_aside_and_the_training_starts_over(tmp_path):
     path = tmp_path / "k.pt"
-    ckpt = Checkpoint(path, "k", every_s=3600.0)
-    run_fit(one_loop, ckpt)
-    meta = read_meta(path)
-    assert (meta["loop"], meta["epoch"]) == (1, 5)  # the first 4 epochs were within the hour
+    with pytest.raises(Stop):
+        run_fit(one_loop, StopAfter(path, (1, 2)))
+
+    def other_names(model, data, ctx):  # the same training, but its loop names its states differently
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+        for _ in resumable_epochs(ctx, 2, net=model, opt=optimizer):
+            pass
+        return model
+
+    ckpt = Checkpoint(path, "k")
+    untouched = weights(run_fit(other_names, None))
+    assert_same(weights(run_fit(other_names, ckpt)), untouched)
+    assert ckpt.loaded_at is None and "the training starts over" in ckpt.problems[0]
+
+    path.unlink()  # (the run above checkpointed itself under its own names)
+    with pytest.raises(Stop):
+        run_fit(one_loop, StopAfter(path, (1, 2)))
+    broken = Checkpoint(path, "k")  # right names, but an optimiser state that does not fit the model
+    broken._state["states"]["optimizer"]["param_groups"][0]["params"] = [0]
+    assert_same(weights(run_fit(one_loop, broken)), weights(run_fit(one_loop, None)))
+    assert broken.loaded_at is None and "could not be restored" in broken.problems[0]
+
+
+class _Odd:
+    """A plugin's state holding a numpy scalar, which ``torch.load(weights_only=True)`` refuses."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.value = np.float64(0.5)
+
+    def state_dict(self):
+        return {"value": self.value}
+
+    def load_state_dict(self, state):
+        self.value = state["value"]
+
+
+def test_a_state_that_cannot_be_loaded_back_is_not_checkpointed_and_the_training_goes_on(tmp_path):
+    def fit(model, data, ctx):
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+        for _ in resumable_epochs(ctx, 3, model=model, optimizer=optimizer, odd=_Odd()):
+            train(model, data, TrainingSchedule(epochs=1, batch_size=32), ctx, optimizer=optimizer)
+        return model
+
+    ckpt = Recording(tmp_path / "k.pt", "k")
+    assert_same(weights(run_fit(fit, ckpt)), weights(run_fit(fit, None)))
+    assert ckpt.written == [] and not ckpt.path.exists()
+    assert "cannot be loaded back safely" in ckpt.problems[0]
+
+
+def test_a_checkpoint_of_another_torch_is_ignored_and_the_published_one_not_imported(tmp_path):
+    path = tmp_path / "k.pt"
+    with pytest.raises(Stop):
+        run_fit(one_loop, StopAfter(path, (1, 2)))
+    state = torch.load(path, weights_only=True)
+    state["torch"] = "1.0.0"
+    torch.save(state, path)
+    ckpt = Checkpoint(path, "k")
+    assert ckpt.loaded_at is None and "torch 1.0.0" in ckpt.problems[0]
+
+
+def test_generators_of_the_training_context_are_restored_when_a_loop_runs_on_a_child(tmp_path):
+    def fit(model, data, ctx):
+        child = ctx.child("stage")
+
+        def loss(m, x, y, epoch):  # draws from the parent's generator while the loop is the child's
+            noise = torch.rand(x.shape, generator=ctx.generator) * 0.05
+            return F.cross_entropy(m(x + noise), y)
+
+        return train(model, data, TrainingSchedule(epochs=4, batch_size=32), child, loss)
+
+    def run(ckpt):
+        data, model, ctx = tiny_split(n_train=96), Noisy(), Context(seed=5)
+        ctx.checkpoint = ckpt
+        if ckpt is not None:
+            ckpt.context = ctx
+        with isolated_rng(ctx.seed):
+            return fit(model, data, ctx)
+
+    reference = weights(run(None))
+    path = tmp_path / "k.pt"
+    with pytest.raises(Stop):
+        run(StopAfter(path, (1, 2)))
+    assert_same(weights(run(Checkpoint(path, "k"))), reference)
 
 
 def test_a_loop_inside_an_epoch_is_not_checkpointed(tmp_path):
-    positions = []
-
-    class Recording(Checkpoint):
-        def save(self, loop, epoch, states, rng, force=False):
-            positions.append((loop, epoch))
-            return super().save(loop, epoch, states, rng, force)
-
     def fit(model, data, ctx):
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         for _ in resumable_epochs(ctx, 3, model=model, optimizer=optimizer):
             train(model, data, TrainingSchedule(epochs=1, batch_size=32), ctx, optimizer=optimizer)
         return model
 
-    run_fit(fit, Recording(tmp_path / "k.pt", "k"))
-    assert positions == [(1, 1), (1, 2), (1, 3)]
+    ckpt = Recording(tmp_path / "k.pt", "k")
+    run_fit(fit, ckpt)
+    assert ckpt.written == [(1, 1), (1, 2), (1, 3)]
 
 
 @pytest.mark.parametrize("defense", ["adversarial_training", "fast_adversarial_training"])
@@ -243,6 +341,7 @@ def test_a_killed_grid_resumes_its_training_from_the_checkpoint_on_another_machi
         (ta,), (tb,) = a.trainings(), b.trainings()
         assert ta.key == tb.key == published_ckpt.stem
         assert ta.info["resumed"]["epoch"] == stopped_at and "resumed" not in tb.info
+        assert ta.info["resumed"]["platform_before"] == ta.info["resumed"]["platform"]  # same machine here
         assert (a.artifacts / ta.weights).read_bytes() == (b.artifacts / tb.weights).read_bytes()
         cells_a = {c.key: (c.status, c.accuracy, None if c.correct is None else c.correct.tobytes()) for c in a.cells()}
         cells_b = {c.key: (c.status, c.accuracy, None if c.correct is None else c.correct.tobytes()) for c in b.cells()}
@@ -275,6 +374,12 @@ def test_a_published_checkpoint_is_only_replaced_by_one_further_along(tmp_path):
         assert import_store(published, s).checkpoints_added == 1  # the store's copy (epoch 2) is behind
         assert read_meta(checkpoint_path(s.artifacts, "abc"))["epoch"] == 5
         assert import_store(published, s).checkpoints_added == 0
+        # a local checkpoint further along than the published one is kept
+        further = Checkpoint(path.with_name("further.pt"), "abc", meta={"spec": spec})
+        further.save(1, 9, {"m": {"w": torch.ones(2)}}, {})
+        further.path.replace(path)
+        assert import_store(published, s).checkpoints_added == 0
+        assert read_meta(path)["epoch"] == 9
 
 
 def test_store_export_reports_checkpoints_on_the_command_line(tmp_path, cli):

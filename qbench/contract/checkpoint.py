@@ -21,6 +21,9 @@ training's future depends on (its generators, the global RNGs ART and dropout dr
 
 from __future__ import annotations
 
+import copy
+import io
+import logging
 import os
 import random
 import time
@@ -66,39 +69,67 @@ class Checkpoint:
 
     ``every_s`` is the least time between two saves (0: at every epoch); saving only changes what a
     resumed run can skip, never a result. ``meta`` is stored beside the state (the runner puts the
-    training's spec there, so the published store can place the file on its board).
+    training's spec and platform there, so the published store can place the file on its board and the
+    resumed record can say where the first part ran). ``context``, when set (the runner sets the training's
+    own), has its generators saved and restored too, also when a loop runs on a child context.
+
+    A checkpoint never fails a training: an unreadable, foreign or unrestorable file is set aside with a
+    warning and the training starts over; a save that fails (a full disk) or whose state could not be read
+    back (a plugin's state torch cannot load safely) is skipped with a warning.
     """
 
-    def __init__(self, path: Path, key: str, every_s: float = 0.0, meta: dict | None = None) -> None:
+    def __init__(self, path: Path, key: str, every_s: float = 0.0, meta: dict | None = None,
+                 context: "Context | None" = None) -> None:
         self.path = Path(path)
         self.key = key
         self.every_s = every_s
         self.meta = dict(meta or {})
+        self.context = context
         #: the position (loop number, epochs done) of the checkpoint read at the start, if any
         self.loaded_at: tuple[int, int] | None = None
         #: training seconds the saved run had spent before it stopped (0 without a checkpoint)
         self.resumed_seconds = 0.0
+        #: the saved run's ``meta`` (e.g. its platform), empty without a checkpoint
+        self.saved_meta: dict = {}
+        #: what went wrong with checkpointing this training, if anything (also logged as warnings)
+        self.problems: list[str] = []
         self._state = self._read()
         if self._state is not None:
             self.loaded_at = (self._state["loop"], self._state["epoch"])
             self.resumed_seconds = float(self._state["seconds"])
+            self.saved_meta = dict(self._state.get("meta") or {})
         self._loops = 0
         self._depth = 0
+        self._verified = False
+        self._disabled = False
         self._started = time.perf_counter()
         self._last_save = self._started
+
+    def _warn(self, message: str) -> None:
+        self.problems.append(message)
+        logging.getLogger("qbench").warning("checkpoint %s: %s", self.path.name, message)
 
     def _read(self) -> dict | None:
         if not self.path.exists():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:  # a truncated or foreign file: restart rather than fail the training
+        except Exception as exc:  # a truncated or foreign file: restart rather than fail the training
+            self._warn(f"unreadable ({type(exc).__name__}), ignored: the training starts over")
             return None
         if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != self.key:
+            self._warn("not a checkpoint of this training (format or key), ignored: the training starts over")
             return None
         if state.get("torch") != str(torch.__version__):
-            return None  # another torch need not reproduce the same floats: do not splice two builds' runs
+            # another torch need not reproduce the same floats: do not splice two builds' runs
+            self._warn(f"written by torch {state.get('torch')}, this is {torch.__version__}: ignored")
+            return None
         return state
+
+    def discard(self, reason: str) -> None:
+        """Forget the checkpoint read at the start (it could not be restored): the training starts over."""
+        self._warn(f"{reason}: the training starts over")
+        self.loaded_at, self._state, self.resumed_seconds, self.saved_meta = None, None, 0.0, {}
 
     @property
     def epoch_resumed(self) -> int | None:
@@ -111,17 +142,33 @@ class Checkpoint:
 
     def save(self, loop: int, epoch: int, states: dict[str, dict], rng: dict[str, Any], force: bool = False) -> bool:
         """Write the checkpoint at (``loop``, ``epoch`` done) unless one further along was read, or too soon."""
-        if self.loaded_at is not None and (loop, epoch) <= self.loaded_at:
+        if self._disabled or (self.loaded_at is not None and (loop, epoch) <= self.loaded_at):
             return False
         now = time.perf_counter()
         if not force and now - self._last_save < self.every_s:
             return False
         payload = {"format": FORMAT, "key": self.key, "torch": str(torch.__version__), "loop": loop, "epoch": epoch,
                    "seconds": self.seconds(), "meta": self.meta, "states": states, "rng": rng}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        if not self._verified:
+            try:  # what cannot be loaded back safely would make every later session start over, silently
+                torch.load(io.BytesIO(buffer.getvalue()), map_location="cpu", weights_only=True)
+            except Exception as exc:
+                self._disabled = True
+                self._warn(f"the training's state cannot be loaded back safely ({str(exc).splitlines()[-1][:200]}); "
+                           "this training is not checkpointed")
+                return False
+            self._verified = True
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        torch.save(payload, tmp)
-        tmp.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(buffer.getvalue())
+            tmp.replace(self.path)
+        except OSError as exc:  # a full disk must not cost the training itself
+            tmp.unlink(missing_ok=True)
+            self._warn(f"not saved ({exc})")
+            return False
         self._last_save = now
         return True
 
@@ -136,12 +183,12 @@ def read_meta(path: Path) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            return None
+        return {"key": state["key"], "loop": state["loop"], "epoch": state["epoch"], "seconds": state["seconds"],
+                "torch": state.get("torch"), "meta": dict(state.get("meta") or {})}
+    except Exception:  # unreadable, or a file claiming the format without its fields
         return None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        return None
-    return {"key": state["key"], "loop": state["loop"], "epoch": state["epoch"], "seconds": state["seconds"],
-            "torch": state.get("torch"), "meta": state.get("meta", {})}
 
 
 def _plain(value: Any) -> Any:
@@ -161,10 +208,15 @@ def _numpy(value: Any) -> Any:
     return value
 
 
-def _rng_state(ctx: "Context") -> dict[str, Any]:
+def _contexts(ctx: "Context", ckpt: Checkpoint) -> list["Context"]:
+    """The loop's context and the training's own (when they differ): every generator a loss may draw from."""
+    return [ctx] if ckpt.context is None or ckpt.context is ctx else [ctx, ckpt.context]
+
+
+def _rng_state(contexts: list["Context"]) -> dict[str, Any]:
     state = {
-        "generator": ctx.generator.get_state(),
-        "numpy_ctx": _plain(ctx.rng.bit_generator.state),
+        "generators": [c.generator.get_state() for c in contexts],
+        "numpy_ctx": [_plain(c.rng.bit_generator.state) for c in contexts],
         "torch": torch.get_rng_state(),
         "numpy": _plain(np.random.get_state(legacy=False)),
         "python": random.getstate(),
@@ -174,9 +226,12 @@ def _rng_state(ctx: "Context") -> dict[str, Any]:
     return state
 
 
-def _restore_rng(ctx: "Context", state: dict[str, Any]) -> None:
-    ctx.generator.set_state(state["generator"])
-    ctx.rng.bit_generator.state = _numpy(state["numpy_ctx"])
+def _restore_rng(contexts: list["Context"], state: dict[str, Any]) -> None:
+    if len(state["generators"]) != len(contexts):
+        raise ValueError(f"the checkpoint holds {len(state['generators'])} contexts' generators, the loop has {len(contexts)}")
+    for c, generator, numpy_state in zip(contexts, state["generators"], state["numpy_ctx"]):
+        c.generator.set_state(generator)
+        c.rng.bit_generator.state = _numpy(numpy_state)
     torch.set_rng_state(state["torch"])
     np.random.set_state(_numpy(state["numpy"]))
     random.setstate(state["python"])
@@ -198,20 +253,39 @@ def resumable_epochs(ctx: "Context", epochs: int, **stateful: Stateful) -> Itera
     ckpt._loops += 1
     loop = ckpt._loops
     start = 0
+    contexts = _contexts(ctx, ckpt)
     if ckpt.loaded_at is not None and ckpt.loaded_at[0] == loop and ckpt._state is not None:
-        saved = ckpt._state
-        if set(saved["states"]) != set(stateful):
-            raise ValueError(f"checkpoint {ckpt.path} holds {sorted(saved['states'])}, the loop names {sorted(stateful)}")
-        for name, obj in stateful.items():
-            obj.load_state_dict(saved["states"][name])
-        _restore_rng(ctx, saved["rng"])
-        start = saved["epoch"]
-        ckpt._state = None  # restored once; free the memory
+        start = _restore(ckpt, contexts, stateful)
+    elif ckpt.loaded_at is not None and ckpt.loaded_at[0] > loop and loop == 1:
+        ckpt._warn(f"the saved position is in loop {ckpt.loaded_at[0]}: the loops before it run again first")
     for epoch in range(start, epochs):
         ckpt._depth += 1  # a loop started inside this epoch is the epoch's business, not checkpointed
         try:
             yield epoch
         finally:
             ckpt._depth -= 1
-        ckpt.save(loop, epoch + 1, {n: o.state_dict() for n, o in stateful.items()}, _rng_state(ctx),
+        ckpt.save(loop, epoch + 1, {n: o.state_dict() for n, o in stateful.items()}, _rng_state(contexts),
                   force=epoch + 1 == epochs)
+
+
+def _restore(ckpt: Checkpoint, contexts: list["Context"], stateful: dict[str, Stateful]) -> int:
+    """Load the saved states and RNGs into the loop's objects; the epoch to continue from (0 if it cannot)."""
+    saved = ckpt._state
+    assert saved is not None
+    ckpt._state = None  # restored once; free the memory
+    if set(saved["states"]) != set(stateful):
+        ckpt.discard(f"it holds {sorted(saved['states'])}, the loop names {sorted(stateful)}")
+        return 0
+    before = {name: copy.deepcopy(obj.state_dict()) for name, obj in stateful.items()}
+    rng_before = _rng_state(contexts)
+    try:
+        for name, obj in stateful.items():
+            obj.load_state_dict(saved["states"][name])
+        _restore_rng(contexts, saved["rng"])
+    except Exception as exc:  # put back what was loaded before the failure, then start over
+        for name, obj in stateful.items():
+            obj.load_state_dict(before[name])
+        _restore_rng(contexts, rng_before)
+        ckpt.discard(f"could not be restored ({type(exc).__name__}: {exc})")
+        return 0
+    return int(saved["epoch"])

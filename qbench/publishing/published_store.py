@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from qbench.errors import UsageError
+import torch
+
 from qbench.contract.checkpoint import read_meta
+from qbench.errors import UsageError
 from qbench.running.store import CellRecord, Store, TrainingRecord, _pack, _unpack, checkpoint_path
 
 CELLS = "cells.jsonl"
@@ -201,7 +204,7 @@ def _further_along(source: Path, target: Path) -> dict | None:
 
 def _copy_atomic(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.copyfile(source, tmp)
     tmp.replace(target)
 
@@ -212,7 +215,10 @@ def _export_checkpoints(store: Store, root: Path, report: TransferReport) -> Non
         meta = read_meta(path)
         if meta is None or "spec" not in meta["meta"]:
             continue
-        track, board = board_of(meta["meta"]["spec"])
+        try:
+            track, board = board_of(meta["meta"]["spec"])
+        except (KeyError, TypeError, AttributeError):
+            continue  # a spec without its track/dataset/model: nothing to place it by
         folder = root / track / board
         if meta["key"] in read_jsonl(folder / TRAININGS):
             continue
@@ -255,6 +261,9 @@ def import_store(root: Path, store: Store) -> TransferReport:
             if store.get_training(path.stem) is not None:
                 continue
             target = checkpoint_path(store.artifacts, path.stem)
+            meta = read_meta(path)
+            if meta is None or meta["torch"] != str(torch.__version__):
+                continue  # this torch would set it aside: keep whatever the store has
             if _further_along(path, target) is not None:
                 _copy_atomic(path, target)
                 report.checkpoints_added += 1

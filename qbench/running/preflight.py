@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+import torch
+
 from qbench.contract.attack import attack_label
 from qbench.contract.checkpoint import read_meta
 from qbench.running.plan import seed_cells
@@ -270,10 +272,11 @@ def missing_work(store: "Store", jobs: Iterable[tuple["Plan", "DataSplit"]]) -> 
                 seen_trainings.add(train_key)
                 if store.get_training(train_key) is None:
                     meta = read_meta(checkpoint_path(store.artifacts, train_key))
-                    done = meta["epoch"] if meta is not None and meta["key"] == train_key else 0
-                    # for a fit of several loops this counts the saved loop's epochs only: an estimate
+                    usable = meta is not None and meta["key"] == train_key and meta["torch"] == str(torch.__version__)
+                    # resuming in a later loop of a fit reruns the loops before it: timed as a whole training
+                    done = meta["epoch"] if usable and meta["loop"] == 1 else 0
                     epochs = max(plan.schedule.epochs - done, 1) if done else plan.schedule.epochs
-                    per_epoch = meta["seconds"] / done if done and meta["loop"] == 1 else 0.0
+                    per_epoch = meta["seconds"] / done if done else 0.0
                     work.trainings.append(
                         Item("training", *names, _training_defense(plan), "", epochs, resumes_after=done,
                              checkpoint_epoch_seconds=per_epoch, **extra)

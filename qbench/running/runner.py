@@ -24,7 +24,7 @@ from qbench.errors import PluginError, QBenchError
 from qbench.running.executor import Executor, InProcessExecutor, Outcome
 from qbench.contract.progress import Reporter
 from qbench.running.scoring import CASCADE_RULE, Survivors, survivors
-from qbench.running.store import CellRecord, Store, TrainingRecord
+from qbench.running.store import CellRecord, Store, TrainingRecord, checkpoint_path
 from qbench.running.provenance import git_commit
 from qbench.running.plan import Plan, PlannedCell, SeedPlan, component_ref, seed_cells  # noqa: F401 - Plan, component_ref, seed_cells re-exported
 from qbench.running.tasks import CellTask, Failure, TrainTask, Workspace, evaluation_split
@@ -277,6 +277,7 @@ class Runner:
         value = outcome.value
         if isinstance(value, TrainingRecord):
             self.store.put_training(value)
+            checkpoint_path(self.workspace.artifacts, value.key).unlink(missing_ok=True)  # stored: no longer needed
             for task in waiting:
                 task.weights = value.weights
                 release(task)

@@ -234,7 +234,7 @@ class TrainTask(_Task):
                 ctx = self.context(derive_seed(self.seed, "fit"), data)
                 ctx.checkpoint = checkpoint = Checkpoint(
                     checkpoint_path(self.workspace.artifacts, self.key), self.key, checkpoint_interval(),
-                    meta={"spec": self.spec, "seed": self.seed},
+                    meta={"spec": self.spec, "seed": self.seed, "platform": platform_id()}, context=ctx,
                 )
                 with isolated_rng(ctx.seed), blame("defense", plan.defense.name, "fit"):
                     model = plan.defense.fit(model, data, plan.schedule, ctx)
@@ -254,11 +254,16 @@ class TrainTask(_Task):
             tmp = artifacts / f".{weights}.{os.getpid()}.tmp"
             save_model(model, str(tmp))
             tmp.replace(artifacts / weights)
-            checkpoint.clear()
+            # the checkpoint is removed by the coordinator once this record is stored (a kill in between
+            # must not cost the training)
             info = {"data_notes": data.notes, "data_files": data.files}
             if checkpoint.loaded_at is not None:
+                # a different platform there means the weights splice two platforms' floating point
                 info["resumed"] = {"loop": checkpoint.loaded_at[0], "epoch": checkpoint.loaded_at[1],
-                                   "seconds_before": round(checkpoint.resumed_seconds, 3)}
+                                   "seconds_before": round(checkpoint.resumed_seconds, 3),
+                                   "platform_before": checkpoint.saved_meta.get("platform"), "platform": platform_id()}
+            if checkpoint.problems:
+                info["checkpoint_problems"] = checkpoint.problems
             return TrainingRecord(self.key, self.spec, self.seed, weights, seconds, info, qbench.__version__)
 
 
