@@ -407,3 +407,19 @@ def test_a_bad_checkpoint_interval_is_one_line_before_anything_runs(tmp_path, mo
         assert capsys.readouterr().err.strip() == (
             f"qbench: error: QBENCH_CHECKPOINT_SECONDS={value!r}: the interval must be 0 or more seconds")
     assert not store.exists()
+
+
+def test_a_checkpoint_of_the_first_layout_resumes_bit_for_bit(tmp_path):
+    """Checkpoints written before the training's own context was saved too (one generator, not a list)
+    still resume: the AlexNet Madry training of 2026-12-02 was checkpointed in that layout."""
+    reference = weights(run_fit(one_loop, None))
+    path = tmp_path / "k.pt"
+    with pytest.raises(Stop):
+        run_fit(one_loop, StopAfter(path, (1, 2)))
+    state = torch.load(path, weights_only=True)
+    rng = state["rng"]
+    (rng["generator"],), (rng["numpy_ctx"],) = rng.pop("generators"), rng.pop("numpy_ctx")
+    torch.save(state, path)
+    ckpt = Checkpoint(path, "k")
+    assert_same(weights(run_fit(one_loop, ckpt)), reference)
+    assert ckpt.problems == [] and ckpt.epoch_resumed == 2

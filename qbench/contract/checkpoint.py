@@ -227,6 +227,8 @@ def _rng_state(contexts: list["Context"]) -> dict[str, Any]:
 
 
 def _restore_rng(contexts: list["Context"], state: dict[str, Any]) -> None:
+    if "generator" in state:  # the first layout (2026-12-02, be4b6b1-1afd588): the loop's context only
+        state = {**state, "generators": [state["generator"]], "numpy_ctx": [state["numpy_ctx"]]}
     if len(state["generators"]) != len(contexts):
         raise ValueError(f"the checkpoint holds {len(state['generators'])} contexts' generators, the loop has {len(contexts)}")
     for c, generator, numpy_state in zip(contexts, state["generators"], state["numpy_ctx"]):
