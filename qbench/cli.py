@@ -922,7 +922,8 @@ def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(
                 f"{r.source} -> {target}: {r.trainings_added} trainings, {r.cells_added} cells, "
                 f"{r.cache_files_added} cache files added; {r.cells_kept} cells already there"
-                + (f"; {len(r.missing_weights)} trainings skipped (weights missing)" if r.missing_weights else ""),
+                + (f"; {len(r.missing_weights)} trainings skipped (weights missing)" if r.missing_weights else "")
+                + (f"; {r.checkpoints_added} checkpoints of trainings under way" if r.checkpoints_added else ""),
                 markup=False, highlight=False,
             )
     disagreeing = [(r.source, key) for r in reports for key in r.disagreements]

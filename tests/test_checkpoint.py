@@ -423,3 +423,16 @@ def test_a_checkpoint_of_the_first_layout_resumes_bit_for_bit(tmp_path):
     ckpt = Checkpoint(path, "k")
     assert_same(weights(run_fit(one_loop, ckpt)), reference)
     assert ckpt.problems == [] and ckpt.epoch_resumed == 2
+
+
+def test_merging_stores_carries_checkpoints_forward_only(tmp_path):
+    from qbench.running.store_merge import merge_store
+
+    spec = {"track": "qnn", "dataset": {"name": "moons", "config": {}}, "model": {"name": "qnn", "config": {}}}
+    with Store.open(tmp_path / "a.sqlite") as a, Store.open(tmp_path / "b.sqlite") as b:
+        Checkpoint(checkpoint_path(a.artifacts, "abc"), "abc", meta={"spec": spec}).save(1, 4, {}, {})
+        Checkpoint(checkpoint_path(b.artifacts, "def"), "def", meta={"spec": spec}).save(1, 9, {}, {})
+        Checkpoint(checkpoint_path(a.artifacts, "def"), "def", meta={"spec": spec}).save(1, 2, {}, {})
+        assert merge_store(a.path, b).checkpoints_added == 1  # abc; b's def is further along than a's
+        assert read_meta(checkpoint_path(b.artifacts, "abc"))["epoch"] == 4
+        assert read_meta(checkpoint_path(b.artifacts, "def"))["epoch"] == 9

@@ -191,6 +191,18 @@ def read_meta(path: Path) -> dict | None:
         return None
 
 
+def further_along(source: Path, target: Path) -> bool:
+    """Whether checkpoint ``source`` is usable by this torch and ahead of ``target`` (or ``target`` is absent
+    or unreadable): the rule every copy of a checkpoint between stores follows, so none moves backwards."""
+    meta = read_meta(source)
+    if meta is None or meta["torch"] != str(torch.__version__):
+        return False
+    old = read_meta(target) if Path(target).exists() else None
+    if old is None or old["key"] != meta["key"] or old["torch"] != meta["torch"]:
+        return True
+    return (meta["loop"], meta["epoch"]) > (old["loop"], old["epoch"])
+
+
 def _plain(value: Any) -> Any:
     """numpy arrays inside an RNG state as tensors: ``torch.load(weights_only=True)`` refuses numpy objects."""
     if isinstance(value, np.ndarray):

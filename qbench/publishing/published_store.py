@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
-from qbench.contract.checkpoint import read_meta
+from qbench.contract.checkpoint import further_along, read_meta
 from qbench.errors import UsageError
 from qbench.running.store import CellRecord, Store, TrainingRecord, _pack, _unpack, checkpoint_path
 
@@ -191,17 +189,6 @@ def export_store(store: Store, root: Path, commit: str | None = None) -> Transfe
     return report
 
 
-def _further_along(source: Path, target: Path) -> dict | None:
-    """``source``'s meta if it is a readable checkpoint further along than ``target`` (or ``target`` is absent)."""
-    meta = read_meta(source)
-    if meta is None:
-        return None
-    old = read_meta(target) if target.exists() else None
-    if old is not None and old["key"] == meta["key"] and (old["loop"], old["epoch"]) >= (meta["loop"], meta["epoch"]):
-        return None
-    return meta
-
-
 def _copy_atomic(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -223,7 +210,7 @@ def _export_checkpoints(store: Store, root: Path, report: TransferReport) -> Non
         if meta["key"] in read_jsonl(folder / TRAININGS):
             continue
         target = folder / CHECKPOINTS / path.name
-        if _further_along(path, target) is not None:
+        if further_along(path, target):
             _copy_atomic(path, target)
             report.checkpoints_added += 1
     for folder in board_dirs(root) if root.exists() else ():
@@ -261,10 +248,7 @@ def import_store(root: Path, store: Store) -> TransferReport:
             if store.get_training(path.stem) is not None:
                 continue
             target = checkpoint_path(store.artifacts, path.stem)
-            meta = read_meta(path)
-            if meta is None or meta["torch"] != str(torch.__version__):
-                continue  # this torch would set it aside: keep whatever the store has
-            if _further_along(path, target) is not None:
+            if further_along(path, target):  # (one of another torch is never imported: it would be set aside)
                 _copy_atomic(path, target)
                 report.checkpoints_added += 1
         for row in read_jsonl(folder / CELLS).values():

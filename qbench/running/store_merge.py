@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qbench.contract.checkpoint import further_along
 from qbench.errors import UsageError
-from qbench.running.store import Store
+from qbench.running.store import CHECKPOINTS, Store, checkpoint_path
 
 
 @dataclass
@@ -29,6 +30,8 @@ class MergeReport:
     cells_added: int = 0
     cells_kept: int = 0
     cache_files_added: int = 0
+    #: checkpoints of trainings under way that the destination lacks (or has behind them)
+    checkpoints_added: int = 0
     #: trainings whose weights file is missing from the source (their cells are still merged)
     missing_weights: list[str] = field(default_factory=list)
     #: cell keys stored successfully in both stores with different results (the destination's kept)
@@ -54,6 +57,7 @@ def merge_store(source: Path, destination: Store) -> MergeReport:
     with Store.open(source, create=False) as src:
         trainings = _rows(src.conn, "trainings")
         cells = _rows(src.conn, "cells")
+        checkpoints = sorted((src.artifacts / CHECKPOINTS).glob("*.pt"))
         # weights and caches first: a record is only ever written after the file it points to
         for t in trainings:
             weights = src.artifacts / t["weights"]
@@ -86,6 +90,14 @@ def merge_store(source: Path, destination: Store) -> MergeReport:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    for path in checkpoints:
+        target = checkpoint_path(destination.artifacts, path.stem)
+        if destination.get_training(path.stem) is None and further_along(path, target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.merge.tmp")
+            shutil.copyfile(path, tmp)
+            tmp.replace(target)
+            report.checkpoints_added += 1
     return report
 
 
