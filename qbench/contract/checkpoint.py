@@ -206,7 +206,7 @@ def further_along(source: Path, target: Path) -> bool:
 def _plain(value: Any) -> Any:
     """numpy arrays inside an RNG state as tensors: ``torch.load(weights_only=True)`` refuses numpy objects."""
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": torch.from_numpy(value.astype(np.int64)), "dtype": str(value.dtype)}
+        return {"__ndarray__": value.astype(np.int64).tolist(), "dtype": str(value.dtype)}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
@@ -214,7 +214,8 @@ def _plain(value: Any) -> Any:
 
 def _numpy(value: Any) -> Any:
     if isinstance(value, dict) and "__ndarray__" in value:
-        return value["__ndarray__"].numpy().astype(value["dtype"])
+        raw = value["__ndarray__"]  # a list of ints; the first layout (be4b6b1-eff79d2) stored a CPU tensor
+        return np.asarray(raw if isinstance(raw, list) else raw.tolist(), dtype=np.int64).astype(value["dtype"])
     if isinstance(value, dict):
         return {k: _numpy(v) for k, v in value.items()}
     return value
