@@ -28,15 +28,15 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
 
 from qbench.errors import UsageError
 
-if TYPE_CHECKING:
-    from qbench.contract.context import Context
+# (a qbench.contract.context.Context, by duck typing: context.py imports this module for its field type)
+Context = Any
 
 #: bumped when the saved layout changes; a checkpoint of another format is ignored (the training restarts)
 FORMAT = 1
@@ -79,7 +79,7 @@ class Checkpoint:
     """
 
     def __init__(self, path: Path, key: str, every_s: float = 0.0, meta: dict | None = None,
-                 context: "Context | None" = None) -> None:
+                 context: Context | None = None) -> None:
         self.path = Path(path)
         self.key = key
         self.every_s = every_s
@@ -221,12 +221,12 @@ def _numpy(value: Any) -> Any:
     return value
 
 
-def _contexts(ctx: "Context", ckpt: Checkpoint) -> list["Context"]:
+def _contexts(ctx: Context, ckpt: Checkpoint) -> list[Any]:
     """The loop's context and the training's own (when they differ): every generator a loss may draw from."""
     return [ctx] if ckpt.context is None or ckpt.context is ctx else [ctx, ckpt.context]
 
 
-def _rng_state(contexts: list["Context"]) -> dict[str, Any]:
+def _rng_state(contexts: list[Any]) -> dict[str, Any]:
     state = {
         "generators": [c.generator.get_state() for c in contexts],
         "numpy_ctx": [_plain(c.rng.bit_generator.state) for c in contexts],
@@ -239,7 +239,7 @@ def _rng_state(contexts: list["Context"]) -> dict[str, Any]:
     return state
 
 
-def _restore_rng(contexts: list["Context"], state: dict[str, Any]) -> None:
+def _restore_rng(contexts: list[Any], state: dict[str, Any]) -> None:
     if "generator" in state:  # the first layout (2026-12-02, be4b6b1-1afd588): the loop's context only
         state = {**state, "generators": [state["generator"]], "numpy_ctx": [state["numpy_ctx"]]}
     if len(state["generators"]) != len(contexts):
@@ -254,7 +254,7 @@ def _restore_rng(contexts: list["Context"], state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def resumable_epochs(ctx: "Context", epochs: int, **stateful: Stateful) -> Iterator[int]:
+def resumable_epochs(ctx: Context, epochs: int, **stateful: Stateful) -> Iterator[int]:
     """``range(epochs)`` that saves ``stateful`` and the RNGs after each epoch and resumes from a checkpoint.
 
     Name every object the rest of the training depends on (``model=..., optimizer=...``); the names key
@@ -283,7 +283,7 @@ def resumable_epochs(ctx: "Context", epochs: int, **stateful: Stateful) -> Itera
                   force=epoch + 1 == epochs)
 
 
-def _restore(ckpt: Checkpoint, contexts: list["Context"], stateful: dict[str, Stateful]) -> int:
+def _restore(ckpt: Checkpoint, contexts: list[Any], stateful: dict[str, Stateful]) -> int:
     """Load the saved states and RNGs into the loop's objects; the epoch to continue from (0 if it cannot)."""
     saved = ckpt._state
     assert saved is not None
