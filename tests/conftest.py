@@ -8,6 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# One torch thread per process, in this process and in every `qbench` subprocess it starts: a second thread is
+# 2-3x slower on the shared 2-core machines the suite runs on, and pytest-xdist already runs a process per core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
