@@ -31,6 +31,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
     )
 
 
+def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
+    """Assert that ``proc`` exited with ``code`` after exactly one line on stderr (no traceback); return it."""
+    assert proc.returncode == code, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     """A store path in a fresh temporary folder (the file does not exist yet)."""

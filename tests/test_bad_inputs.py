@@ -58,6 +58,10 @@ CASES = [
     case("unknown-grid-defense", GRID.replace("none", "gaussian_augmentaton"), 2,
          "unknown defense 'gaussian_augmentaton'; did you mean 'gaussian_augmentation'?"),
     case("unknown-board", GRID.replace("moons-qnn-angle", "moons-qnn-angel"), 2, "unknown board 'moons-qnn-angel' on track qnn; did you mean 'moons-qnn-angle'?"),
+    case("unknown-board-any-track", "leaderboard run --board mnist-lenett --dry-run --store {store}", 2,
+         "unknown board 'mnist-lenett' on tracks qnn, mapped-dnn; did you mean 'mnist-lenet'?"),
+    case("board-of-another-track", "leaderboard run --track qnn --board mnist-lenet --dry-run --store {store}", 2,
+         "unknown board 'mnist-lenet' on track qnn"),
     case("unknown-defense-option", EVAL.replace("--defense none", "--defense gaussian_augmentation")
          + " --defense-option sigmaa=0.1", 2, "unknown option 'sigmaa'"),
     case("unknown-attack-option", EVAL + " --attack-option fgsm.stepz=3", 2, "unknown option 'stepz'"),
