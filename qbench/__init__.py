@@ -10,18 +10,25 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from qbench.contract.attack import Attack, AttackSkipped
-from qbench.contract.context import Context
-from qbench.contract.dataset import DataSplit, Dataset, TrainingSchedule
-from qbench.contract.defense import Defense
-from qbench.contract.domain import Domain
 from qbench.errors import ConfigError, DataError, QBenchError, UsageError
 from qbench.hookspecs import hookimpl
-from qbench.contract.model import Model, is_stochastic, noiseless_source
-from qbench.contract.readout import prediction_is_random
 
+# The rest of the public API is imported on first use (PEP 562): the contract pulls in torch, PennyLane and
+# ART, which `qbench --help` and a mistyped command line should not wait for. `from qbench import Defense`
+# and `qbench.Defense` work as before.
 _LAZY = {
-    # importing these pulls in PennyLane / ART, which the CLI should not pay for on `qbench --help`
+    "Attack": "qbench.contract.attack",
+    "AttackSkipped": "qbench.contract.attack",
+    "Context": "qbench.contract.context",
+    "DataSplit": "qbench.contract.dataset",
+    "Dataset": "qbench.contract.dataset",
+    "TrainingSchedule": "qbench.contract.dataset",
+    "Defense": "qbench.contract.defense",
+    "Domain": "qbench.contract.domain",
+    "Model": "qbench.contract.model",
+    "is_stochastic": "qbench.contract.model",
+    "noiseless_source": "qbench.contract.model",
+    "prediction_is_random": "qbench.contract.readout",
     "CircuitClassifier": "qbench.contract.circuit_model",
     "LayerInsert": "qbench.contract.circuit_model",
     "art_classifier": "qbench.contract.art_bridge",
@@ -33,12 +40,10 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'qbench' has no attribute {name!r}")
 
 
-__all__ = [
-    "__version__", "hookimpl", "Attack", "AttackSkipped", "Context", "DataSplit", "Dataset", "TrainingSchedule",
-    "Defense", "Domain", "Model", "is_stochastic", "noiseless_source", "prediction_is_random", "ConfigError", "DataError", "QBenchError", "UsageError",
-    *_LAZY,
-]
+__all__ = ["__version__", "hookimpl", "ConfigError", "DataError", "QBenchError", "UsageError", *_LAZY]

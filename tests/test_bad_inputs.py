@@ -23,6 +23,7 @@ import pytest
 import fault_plugins
 import qbench
 import qbench.cli
+import qbench.commands
 import qbench.running.dask_executor
 import qbench.plugins
 from qbench.registry import load_registry
@@ -280,7 +281,7 @@ def test_bad_input_is_one_clear_line_and_leaves_the_store_alone(bad, files, monk
     elif bad.plugin == "impatient":
         monkeypatch.setattr(qbench.running.dask_executor, "CONNECT_TIMEOUT", "1s")
     elif bad.plugin is not None:
-        monkeypatch.setattr(qbench.cli, "load_registry", lambda: load_registry(PLUGINS[bad.plugin]()))
+        monkeypatch.setattr(qbench.commands, "load_registry", lambda: load_registry(PLUGINS[bad.plugin]()))
     args = [a.replace("{d}", str(files)).replace("{store}", str(store)) for a in bad.args]
     touched = [store, *[Path(a) for a in args if a.endswith(".sqlite") or a == str(files / "empty")]]
     before = fingerprint(touched)

@@ -147,3 +147,32 @@ def test_make_chromium_is_silent_when_it_cannot_install(tmp_path):
     assert proc.returncode == 0
     assert proc.stdout + proc.stderr == ""
     assert tried.read_text().split()[0] == "update"  # it still tried
+
+
+def test_the_parser_answers_without_importing_torch_or_pennylane():
+    """``qbench --help`` and a mistyped command line are answered before anything heavy is imported; only a
+    command that parsed imports :mod:`qbench.commands` (torch, PennyLane, ART)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, contextlib, io, qbench.cli\n"
+        "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+        "    code = qbench.cli.main(['evaluate', '--defense', 'none', '--seeds', '0'])\n"
+        "heavy = sorted(m for m in ('torch', 'pennylane', 'art', 'qiskit', 'qbench.commands') if m in sys.modules)\n"
+        "print(code, heavy, err.getvalue().strip())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("2 [] qbench: error: argument --seeds: expected a positive integer"), proc.stdout
+
+
+def test_every_public_name_resolves():
+    """The package's public API is imported on first use; every name in ``qbench.__all__`` must resolve."""
+    import qbench
+
+    for name in qbench.__all__:
+        assert getattr(qbench, name) is not None, name
+    assert qbench.Defense.__module__ == "qbench.contract.defense"
+    with pytest.raises(AttributeError, match="no attribute 'Defence'"):
+        qbench.Defence  # noqa: B018

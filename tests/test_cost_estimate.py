@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from qbench import cli as qcli
+from qbench import commands
 from qbench.running.preflight import DEFAULT_TIMINGS, duration, missing_work, plan_keys
 from qbench.registry import load_registry
 from qbench.running.store import Store
@@ -31,7 +32,7 @@ def estimated(line: str) -> str:
 def test_the_preflight_keys_are_the_runners(tmp_path):
     registry = load_registry()
     args = qcli.build_parser().parse_args(["evaluate", "--defense", "noise_layer", "--seeds", "2", "--attack", "pgd"])
-    plan = qcli._plan(args, registry, "noise_layer", {})
+    plan = commands._plan(args, registry, "noise_layer", {})
     plan.sweep_attacks = [registry.create("attack", "bim", {"n_eot": 1}, "qnn")]
     plan.sweep_epsilons = [0.05, 0.15]
     plan.probe, plan.probe_epsilon = registry.create("attack", "pgd", {}, "qnn"), 1.0
@@ -143,8 +144,8 @@ def test_the_store_median_is_per_dataset_model_defense_and_attack(tmp_path):
 def test_missing_work_counts_failed_cells_again(tmp_path):
     registry = load_registry()
     args = qcli.build_parser().parse_args(["evaluate", *QUICK])
-    plan = qcli._plan(args, registry, "none", {})
-    data = qcli._Datasets(None, qcli.Reporter(), tmp_path / "s.sqlite")(plan.dataset)
+    plan = commands._plan(args, registry, "none", {})
+    data = commands._Datasets(None, commands.Reporter(), tmp_path / "s.sqlite")(plan.dataset)
     from qbench.running.store import CellRecord
 
     with Store.open(tmp_path / "s.sqlite") as store:

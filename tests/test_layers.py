@@ -65,7 +65,7 @@ def test_the_layers_are_packages_a_newcomer_sees():
         init = ROOT / layer / "__init__.py"
         assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), layer
     flat = sorted(p.stem for p in ROOT.glob("*.py"))
-    assert flat == ["__init__", "cli", "errors", "hashing", "hookspecs", "plugins", "registry"], flat
+    assert flat == ["__init__", "cli", "commands", "errors", "hashing", "hookspecs", "plugins", "registry"], flat
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _part(n)))

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
-
-import torch
+from typing import TYPE_CHECKING, Iterator
 
 from qbench.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 #: the environment variable read when ``--torch-device`` is not given
 ENV_VAR = "QBENCH_TORCH_DEVICE"
@@ -29,6 +30,8 @@ DEFAULT = "cpu"
 def torch_device_name(name: str | None = None) -> str:
     """The device named by the option (else the environment, else cpu), checked: a usage error when this
     torch cannot compute on it. Returns its canonical name ("cpu", "cuda", "cuda:1")."""
+    import torch  # here, not at the top: the command line's parser reads ENV_VAR without paying for torch
+
     source = "--torch-device"
     if name is None:
         name, source = os.environ.get(ENV_VAR) or DEFAULT, f"${ENV_VAR}"
@@ -55,6 +58,8 @@ def computing_on(name: str) -> Iterator[torch.device]:
     On the CPU nothing is entered: it is torch's default already, and the device mode costs a dispatch on
     every torch call, so the CPU path stays exactly the code (and the numbers) it was before the option.
     """
+    import torch
+
     device = torch.device(name)
     if device.type == "cpu":
         yield device
