@@ -1,14 +1,7 @@
 """What each ``qbench`` command does: evaluate, sweep, plugins, results, leaderboard, store, merge, verify,
-reproduce, load-model (the parser and ``main`` are in :mod:`qbench.cli`).
-
-Exit codes: 0 success, 1 a run failed, 2 bad usage (unknown name, bad value, missing data, broken
-plugin, unusable store). Errors are one line on stderr; ``--debug`` adds the traceback.
-
-Every input (names, options, the PennyLane device, data files, the store, a remote scheduler) is checked
-before the store is opened, so a bad one leaves it untouched. Before computing, ``evaluate``, ``sweep``,
-``leaderboard run`` and ``reproduce`` say on stderr how the track was chosen when it was not given, which
-plugins changed without a new version, and what they will compute at what estimated cost
-(:mod:`qbench.running.preflight`); ``--dry-run`` stops there.
+reproduce, load-model. The parser, ``main``, the exit codes and the order of the checks are in
+:mod:`qbench.cli`, which imports this module only once a command line has parsed: everything a run needs
+(torch, PennyLane, ART, the runner) is imported from here.
 """
 
 from __future__ import annotations
