@@ -130,7 +130,7 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
 
 
 def _executor_spec(args: argparse.Namespace, default: str) -> ExecutorSpec:
-    return executor_spec(args.executor, args.workers, args.scheduler, args.retries, default)
+    return executor_spec(args.executor, args.workers, args.scheduler, args.retries, default, args.threads)
 
 
 def _data_dir(args: argparse.Namespace) -> Path | None:

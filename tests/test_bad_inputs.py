@@ -358,6 +358,7 @@ BAD_VALUES = {
     "--workers": POSITIVE,
     "--scheduler": ("localhost", "is not a scheduler address"),
     "--retries": NON_NEGATIVE,
+    "--threads": POSITIVE,
     "--option": ("sigmaa", "unknown option 'sigmaa'"),
     "--values": (",", "--values needs at least one value"),
     "--kind": ("defence", "invalid choice: 'defence'"),

@@ -144,3 +144,33 @@ def test_a_task_submitted_next_runs_before_the_waiting_ones(kind):
     assert sorted(order) == ["A", "B", "C", "D"]
     # Dask's scheduler hands a worker one task beyond its thread (worker-saturation), here B, before D came
     assert order.index("D") < order.index("C") and (kind == "dask" or order.index("D") < order.index("B"))
+
+
+def test_workers_run_one_torch_thread_unless_asked_for_more(cli, tmp_path):
+    """A pool worker computes mapped-DNN cells at one torch thread, however few workers share the cores
+    (it used to be cores / workers: 2 for a lone worker here, 2-3x slower on a shared machine); ``--threads``
+    asks for more, and the cells record it (``info.platform``, what ``qbench verify`` compares)."""
+    import json
+    import sqlite3
+
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.skip(f"the MNIST IDX files are not in {SHARED_DATA / 'mnist'}")
+    args = ["evaluate", "--track", "mapped-dnn", "--defense", "none", "--no-baseline", "--dataset-option", "n_train=200",
+            "--epochs", "1", "--seeds", "1", "--n-test", "10", "--attack", "fgsm", "--executor", "pool", "--workers", "1",
+            "--data-dir", str(SHARED_DATA)]
+
+    def platforms(store, *extra):
+        proc = cli(*args, *extra, "--store", str(store))
+        assert proc.returncode == 0, proc.stderr
+        rows = sqlite3.connect(store).execute("SELECT info FROM cells").fetchall()
+        return {json.loads(info)["platform"].rsplit("-", 1)[1] for (info,) in rows}
+
+    from qbench.running.executor_spec import executor_spec
+
+    for kind, workers in (("pool", 1), ("pool", 2), ("inprocess", None)):
+        assert executor_spec(kind, workers, None).create().threads_per_worker == 1
+    assert platforms(tmp_path / "two.sqlite", "--threads", "2") == {"threads2"}  # computed at 2 threads
+    with pytest.raises(UsageError, match="--threads must be a positive integer, got 0"):
+        executor_spec("pool", 2, None, threads=0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import uuid
 from typing import Any, Callable, Iterable
 
@@ -43,11 +42,11 @@ class DaskExecutor(Executor):
 
     kind = "dask"
 
-    def __init__(self, workers: int, scheduler: str | None = None, retries: int = 2) -> None:
+    def __init__(self, workers: int, scheduler: str | None = None, retries: int = 2, threads: int = 1) -> None:
         self.workers = workers
         self.scheduler = scheduler
         self.retries = retries
-        self.threads_per_worker = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+        self.threads_per_worker = threads
         self._client: Any = None
         self._cluster: Any = None
         self._futures: dict[Any, Any] = {}

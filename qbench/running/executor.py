@@ -92,7 +92,8 @@ class InProcessExecutor(Executor):
     kind = "inprocess"
     in_process = True
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
+        self.threads_per_worker = threads
         self._queue: collections.deque[tuple[Any, Callable[[], Any]]] = collections.deque()
 
     def submit(self, token: Any, task: Callable[[], Any]) -> None:
@@ -174,10 +175,12 @@ class ProcessPool(Executor):
 
     kind = "pool"
 
-    def __init__(self, workers: int, retries: int = 2) -> None:
+    def __init__(self, workers: int, retries: int = 2, threads: int = 1) -> None:
         self.workers = workers
         self.retries = retries
-        self.threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
+        # one thread per worker unless asked (--threads): even a lone worker on a 2-core machine shared with
+        # other jobs ran the mapped CNNs 2.2-2.8x slower at 2 threads than at 1
+        self.threads_per_worker = threads
         forkserver = "forkserver" in multiprocessing.get_all_start_methods()  # not on Windows
         self._context = multiprocessing.get_context("forkserver" if forkserver else "spawn")
         self._preload: set[str] = {"qbench.running.tasks"}

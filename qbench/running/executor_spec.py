@@ -22,26 +22,30 @@ ADDRESS = re.compile(r"^[a-z][a-z0-9+]*://[^\s/:]+:\d+/?$")
 
 @dataclass(frozen=True)
 class ExecutorSpec:
-    """What the user asked for (``--executor``, ``--workers``, ``--scheduler``, ``--retries``), checked."""
+    """What the user asked for (``--executor``, ``--workers``, ``--scheduler``, ``--retries``, ``--threads``),
+    checked."""
 
     kind: str
     workers: int
     scheduler: str | None = None
     retries: int = 2
+    #: torch (and BLAS) threads per worker for mapped-DNN work; the QNN track always runs one
+    threads: int = 1
 
     def create(self) -> Executor:
         """The executor (a Dask cluster is only started, or connected to, when the first task is submitted)."""
         if self.kind == "inprocess":
-            return InProcessExecutor()
+            return InProcessExecutor(self.threads)
         if self.kind == "pool":
-            return ProcessPool(self.workers, self.retries)
+            return ProcessPool(self.workers, self.retries, self.threads)
         from qbench.running.dask_executor import DaskExecutor  # dask is optional: imported when asked for
 
-        return DaskExecutor(self.workers, self.scheduler, self.retries)
+        return DaskExecutor(self.workers, self.scheduler, self.retries, self.threads)
 
 
 def executor_spec(
-    kind: str | None, workers: int | None, scheduler: str | None, retries: int = 2, default: str = "inprocess"
+    kind: str | None, workers: int | None, scheduler: str | None, retries: int = 2, default: str = "inprocess",
+    threads: int = 1,
 ) -> ExecutorSpec:
     """Check the executor options (a :class:`UsageError` for a bad combination) before anything starts."""
     if kind is None:
@@ -52,6 +56,8 @@ def executor_spec(
         raise UsageError(f"--workers must be a positive integer, got {workers}")
     if retries < 0:
         raise UsageError(f"--retries must be >= 0, got {retries}")
+    if threads < 1:
+        raise UsageError(f"--threads must be a positive integer, got {threads}")
     if kind == "inprocess" and workers not in (None, 1):
         raise UsageError("--workers needs --executor pool or dask (the in-process executor runs one task at a time)")
     if scheduler is not None:
@@ -66,4 +72,4 @@ def executor_spec(
             import distributed  # noqa: F401
         except ImportError:
             raise UsageError("--executor dask needs dask's distributed package: pip install 'dask[distributed]'") from None
-    return ExecutorSpec(kind, workers or (1 if kind == "inprocess" else os.cpu_count() or 1), scheduler, retries)
+    return ExecutorSpec(kind, workers or (1 if kind == "inprocess" else os.cpu_count() or 1), scheduler, retries, threads)

@@ -264,7 +264,7 @@ class Runner:
         )
 
     def _task_extras(self, job: _Job) -> tuple[int | None, DataSplit | None, Reporter | None]:
-        # One intra-op thread per process unless the executor gives a worker more cores: circuit simulation is
+        # One intra-op thread per process unless the user asks for more (--threads): circuit simulation is
         # many small kernels (a second thread measured ~40x slower on a loaded 2-core machine), and even the
         # mapped-DNN CNNs ran 2.2-2.8x slower with torch's default 2 threads on these shared 2-core machines.
         threads = 1 if job.plan.track == QNN else (self.executor.threads_per_worker or 1)
