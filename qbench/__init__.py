@@ -46,4 +46,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'qbench' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = ["__version__", "hookimpl", "ConfigError", "DataError", "QBenchError", "UsageError", *_LAZY]

@@ -54,11 +54,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+#: ``qbench.contract.readout.EXACT`` (importing that module would pull in torch; a test checks they agree)
+EXACT_SHOTS = 0
+
+
 def _shots(text: str) -> int:
     if text.strip().lower() == "exact":
-        from qbench.contract.readout import EXACT
-
-        return EXACT
+        return EXACT_SHOTS
     return _positive_int(text)
 
 
@@ -165,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a running Dask scheduler, tcp://HOST:PORT (default: none; a local cluster)")
     executors.add_argument("--retries", type=_non_negative_int, default=2, help="reruns of a cell whose worker died")
     executors.add_argument("--threads", type=_positive_int, default=1,
-                           help="torch threads per worker for mapped-DNN work; more can pay on a machine of your own, "
-                                "on a shared one a second thread ran the CNNs 2-3x slower (the QNN track always runs one)")
+                           help="torch threads per worker for mapped-DNN work, and the numpy/scipy thread pools of pool "
+                                "and local Dask workers; more can pay on a machine of your own, on a shared one a "
+                                "second thread ran the CNNs 2-3x slower (QNN-track torch work always runs one)")
 
     ev = sub.add_parser("evaluate", parents=[common, protocol, executors], help="train and attack one defense, next to the undefended model")
     ev.add_argument("--no-baseline", action="store_true", help="skip the undefended comparison")

@@ -158,19 +158,24 @@ def test_the_parser_answers_without_importing_torch_or_pennylane():
     probe = (
         "import sys, contextlib, io, qbench.cli\n"
         "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
-        "    code = qbench.cli.main(['evaluate', '--defense', 'none', '--seeds', '0'])\n"
+        "    code = qbench.cli.main(['evaluate', '--defense', 'none', '--shots', 'exact', '--seeds', '0'])\n"
         "heavy = sorted(m for m in ('torch', 'pennylane', 'art', 'qiskit', 'qbench.commands') if m in sys.modules)\n"
         "print(code, heavy, err.getvalue().strip())\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("2 [] qbench: error: argument --seeds: expected a positive integer"), proc.stdout
+    import qbench.cli
+    from qbench.contract.readout import EXACT
+
+    assert qbench.cli._shots("exact") == qbench.cli.EXACT_SHOTS == EXACT
 
 
 def test_every_public_name_resolves():
     """The package's public API is imported on first use; every name in ``qbench.__all__`` must resolve."""
     import qbench
 
+    assert set(qbench.__all__) <= set(dir(qbench))
     for name in qbench.__all__:
         assert getattr(qbench, name) is not None, name
     assert qbench.Defense.__module__ == "qbench.contract.defense"

@@ -56,7 +56,9 @@ def test_a_defense_of_the_other_track_says_it_switched(cli, store_path):
                         "(dataset mnist, model lenet)")
     assert lines[1].startswith("qbench: to compute: 3 trainings and ")  # qnad, its compare_with, none: 3 seeds
     explicit = cli("evaluate", "--defense", "qnad", "--track", "mapped-dnn", "--dry-run", "--dataset-option",
-                   "n_train=100", "--dataset-option", "n_test=20", "--data-dir", str(SHARED_DATA))
+                   "n_train=100", "--dataset-option", "n_test=20", "--data-dir", str(SHARED_DATA),
+                   "--store", str(store_path))
+    assert explicit.returncode == 0, explicit.stderr
     assert "runs on the mapped-dnn track only" not in explicit.stderr
     assert not store_path.exists()
 

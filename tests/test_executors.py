@@ -149,7 +149,8 @@ def test_a_task_submitted_next_runs_before_the_waiting_ones(kind):
 def test_workers_run_one_torch_thread_unless_asked_for_more(cli, tmp_path):
     """A pool worker computes mapped-DNN cells at one torch thread, however few workers share the cores
     (it used to be cores / workers: 2 for a lone worker here, 2-3x slower on a shared machine); ``--threads``
-    asks for more, and the cells record it (``info.platform``, what ``qbench verify`` compares)."""
+    asks for more, the cells record it (``info.platform``, what ``qbench verify`` compares), and QNN-track
+    cells stay at one thread whatever is asked."""
     import json
     import sqlite3
 
@@ -157,12 +158,11 @@ def test_workers_run_one_torch_thread_unless_asked_for_more(cli, tmp_path):
 
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"the MNIST IDX files are not in {SHARED_DATA / 'mnist'}")
-    args = ["evaluate", "--track", "mapped-dnn", "--defense", "none", "--no-baseline", "--dataset-option", "n_train=200",
-            "--epochs", "1", "--seeds", "1", "--n-test", "10", "--attack", "fgsm", "--executor", "pool", "--workers", "1",
-            "--data-dir", str(SHARED_DATA)]
+    small = ["--defense", "none", "--no-baseline", "--epochs", "1", "--seeds", "1", "--n-test", "10", "--attack", "fgsm",
+             "--executor", "pool", "--workers", "1", "--threads", "2"]
 
-    def platforms(store, *extra):
-        proc = cli(*args, *extra, "--store", str(store))
+    def platforms(store, *args):
+        proc = cli("evaluate", *small, *args, "--store", str(store))
         assert proc.returncode == 0, proc.stderr
         rows = sqlite3.connect(store).execute("SELECT info FROM cells").fetchall()
         return {json.loads(info)["platform"].rsplit("-", 1)[1] for (info,) in rows}
@@ -171,6 +171,8 @@ def test_workers_run_one_torch_thread_unless_asked_for_more(cli, tmp_path):
 
     for kind, workers in (("pool", 1), ("pool", 2), ("inprocess", None)):
         assert executor_spec(kind, workers, None).create().threads_per_worker == 1
-    assert platforms(tmp_path / "two.sqlite", "--threads", "2") == {"threads2"}  # computed at 2 threads
+    mapped = ["--track", "mapped-dnn", "--dataset-option", "n_train=200", "--data-dir", str(SHARED_DATA)]
+    assert platforms(tmp_path / "mapped.sqlite", *mapped) == {"threads2"}  # computed at 2 threads
+    assert platforms(tmp_path / "qnn.sqlite", "--track", "qnn") == {"threads1"}  # circuits always at one
     with pytest.raises(UsageError, match="--threads must be a positive integer, got 0"):
         executor_spec("pool", 2, None, threads=0)
