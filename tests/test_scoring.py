@@ -208,6 +208,19 @@ def test_apgd_weaker_than_pgd_and_epsilon_zero_checks():
     assert [f.check for f in run_checks(summary, kinds)] == ["epsilon-zero"]
 
 
+def test_a_clean_accuracy_at_chance_is_flagged():
+    """A guessing model keeps 1/K under any attack: flagged, with the binomial tolerance around chance."""
+    summary = {"n_test": 1000, "n_classes": 2, "clean": {"mean": 0.514}, "attacks": [], "worst_case": []}
+    found = run_checks(summary, {})
+    assert [f.check for f in found] == ["clean-at-chance"] and "51.4%" in found[0].reason
+    summary["clean"]["mean"] = 0.534  # chance + 2 standard errors (0.0316) + one example (0.001) = 0.5326
+    assert run_checks(summary, {}) == []
+    summary.update(n_classes=10, clean={"mean": 0.14}, n_test=200)  # 0.1 + 0.0424 + 0.005
+    assert [f.check for f in run_checks(summary, {})] == ["clean-at-chance"]
+    summary["clean"]["mean"] = 0.15
+    assert run_checks(summary, {}) == []
+
+
 def test_training_cost_is_a_ratio_of_medians_so_one_slow_seed_does_not_decide_it():
     from qbench.publishing.summary import compare
 

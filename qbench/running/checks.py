@@ -4,7 +4,8 @@ Athalye, Carlini & Wagner 2018 and AutoAttack's ``checks.py`` list the signs tha
 gradient: robust accuracy that rises with epsilon, one-step attacks beating iterative ones, a large
 epsilon not reaching chance, zero or NaN loss gradients, black-box attacks beating white-box ones; and two
 of scoring v2: APGD weaker than PGD (an attack silently weakened), and a worst case at epsilon 0 that is
-not the clean accuracy (randomness outside the seeded evaluation draws).
+not the clean accuracy (randomness outside the seeded evaluation draws); and one of qbench's own, a clean
+accuracy not above chance (the robust accuracy of a model that guesses is the guessing).
 Each check compares accuracies with a tolerance of two binomial standard errors plus one example, so
 sampling noise of a stochastic defense does not trip them.
 """
@@ -148,5 +149,18 @@ def run_checks(summary: dict[str, Any], attack_kinds: dict[str, dict[str, Any]])
                 "epsilon-zero",
                 f"the worst case at eps=0 is {w['robust']['mean']:.1%}, clean accuracy {clean['mean']:.1%}: "
                 "identical inputs did not score identically",
+            ))
+
+    # 8. the clean accuracy must be above chance: a model that guesses keeps about 1/K of the examples
+    # under any attack (half of a binary board, more than any real defense there), so its robust accuracy
+    # measures the guessing, not robustness. Not among the obfuscated-gradients checks; qbench adds it
+    # because a stochastic defense can drown its own signal (depolarizing noise on 8 qubits under 50 shots)
+    if clean is not None:
+        chance = 1 / summary.get("n_classes", 2)
+        if clean["mean"] <= chance + tolerance(chance, n):
+            findings.append(Finding(
+                "clean-at-chance",
+                f"clean accuracy {clean['mean']:.1%} is not above chance ({chance:.0%}) beyond sampling error: "
+                "its robust accuracy measures guessing, not robustness",
             ))
     return findings

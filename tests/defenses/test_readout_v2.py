@@ -106,20 +106,26 @@ def test_noise_layer_same_seed_same_labels(voting):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-# ----------------------------------------------------------------------------- depolarizing: the exact channel
+# ----------------------------------------------------------------------------- depolarizing: the channel as measured
 
 
-@pytest.mark.parametrize("placement,n_features,encoding", [
-    ("layers", 4, "amplitude"), ("measurement", 4, "amplitude"), ("layers", 3, "angle"),
+@pytest.mark.parametrize("placement,n_features,encoding,shots,options", [
+    ("layers", 4, "amplitude", None, {}), ("measurement", 4, "amplitude", None, {}), ("layers", 3, "angle", None, {}),
+    ("layers", 4, "amplitude", 5, {}), ("layers", 4, "amplitude", 5, {"attack_view": "exact", "trajectories": 1000}),
 ])
-def test_depolarizing_deploys_the_exact_channel(placement, n_features, encoding):
+def test_depolarizing_deploys_the_exact_channel(placement, n_features, encoding, shots, options):
+    """Under the exact readout, or where the density matrix is the cheaper view, the deployed forward is the
+    density matrix: on 2 qubits always, unless the sampled view is asked for."""
     data = tiny_split(n_features=n_features, n_test=5)
-    ctx = context(data)
-    defense = REGISTRY.create("defense", "depolarizing", {"p": 0.1, "placement": placement})
+    ctx = context(data, shots=shots)
+    defense = REGISTRY.create("defense", "depolarizing", {"p": 0.1, "placement": placement, **options})
     model = defense.prepare(qnn(data, dtype="float64", encoding=encoding), ctx)
     assert is_stochastic(model)  # trains on sampled Pauli trajectories
     model = defense.deploy(model, data, ctx).eval()
     assert not is_stochastic(model) and model.method == "density"
+    assert defense.describe(model)["deployed"] == "density"
+    if shots is None:  # the exact readout: the argmax of the channel's probabilities
+        assert torch.equal(defense.predict(model, data.x_test.double(), ctx), model(data.x_test.double()).argmax(1))
     x = data.x_test.double().requires_grad_(True)
     ours = model.class_probabilities(x)
     assert torch.equal(ours, model.class_probabilities(x))  # deterministic
@@ -133,18 +139,63 @@ def test_depolarizing_deploys_the_exact_channel(placement, n_features, encoding)
     assert (g - g_ref).abs().max().item() < 1e-6  # attacks see the exact channel's gradient
 
 
-def test_depolarizing_deployed_prediction_is_the_board_readout():
-    data = tiny_split(n_features=4, n_test=16)
-    defense = REGISTRY.create("defense", "depolarizing", {"p": 0.1})
+def test_depolarizing_under_shots_attacks_see_an_estimate_from_trajectories():
+    data = tiny_split(n_features=4, n_test=6)
     ctx = context(data, shots=5)
-    model = defense.deploy(defense.prepare(qnn(data), ctx), data, ctx).eval()
-    torch.manual_seed(3)
-    a = defense.predict(model, data.x_test, ctx)
-    torch.manual_seed(3)
-    b = defense.predict(model, data.x_test, ctx)
-    assert torch.equal(a, b)
-    exact = defense.predict(model, data.x_test, context(data))  # shots=None: argmax of the channel
-    assert torch.equal(exact, model(data.x_test).argmax(1))
+    defense = REGISTRY.create("defense", "depolarizing", {"p": 0.1, "attack_view": "sampled", "trajectories": 7})
+    model = defense.deploy(defense.prepare(qnn(data, dtype="float64"), ctx), data, ctx).eval()
+    assert is_stochastic(model) and model.method == "trajectories" and model.n_trajectories == 7
+    assert defense.describe(model) == {
+        "p": 0.1, "placement": "layers", "exact": False, "attack_view": "sampled", "trained_on": "trajectories",
+        "deployed": "trajectory per shot", "attack_trajectories": 7,
+    }
+    exact = REGISTRY.create("defense", "depolarizing", {"p": 0.1, "attack_view": "exact"})
+    channel = exact.deploy(exact.prepare(qnn(data, dtype="float64"), ctx), data, ctx)
+    channel.load_state_dict(model.state_dict())
+    x = data.x_test.double()
+    with torch.no_grad():
+        p_exact = channel.class_probabilities(x)
+        torch.manual_seed(0)
+        draws = torch.stack([model.class_probabilities(x) for _ in range(300)])
+    # each forward averages 7 trajectories: unbiased for the channel, with the spread of 7 trajectories
+    assert (draws.mean(0) - p_exact).abs().max().item() < 0.02
+    assert draws.std(0).max().item() > 1e-3
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.class_probabilities(xg)[:, 1].sum(), xg)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_depolarizing_shots_are_the_channels_shots():
+    """One trajectory per shot: the label's distribution is exactly that of J shots of the density matrix.
+
+    With J = 5 shots of a binary readout (no readout bias: a freshly built model's is zero), the label is
+    class 1 when at least 3 shots are, so P(label 1) = P(Binomial(5, p1) >= 3) with p1 the channel's exact
+    probability. Shots sharing one trajectory per example would follow E_T[P(Binomial(5, p1_T) >= 3)]
+    instead, which differs wherever p1_T spreads.
+    """
+    from math import comb
+
+    data = tiny_split(n_features=4, n_test=8)
+    ctx = context(data, shots=5)
+    defense = REGISTRY.create("defense", "depolarizing", {"p": 0.3, "attack_view": "sampled"})
+    model = defense.deploy(defense.prepare(qnn(data, dtype="float64"), ctx), data, ctx).eval()
+    rows = spy_rows(model)
+    exact = REGISTRY.create("defense", "depolarizing", {"p": 0.3, "attack_view": "exact"})
+    channel = exact.deploy(exact.prepare(qnn(data, dtype="float64"), ctx), data, ctx)
+    channel.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        p1 = channel.class_probabilities(data.x_test.double())[:, 1]
+    expected = sum(comb(5, k) * p1 ** k * (1 - p1) ** (5 - k) for k in range(3, 6))
+    torch.manual_seed(1)
+    n = 1500
+    labels = torch.stack([defense.predict(model, data.x_test, ctx) for _ in range(n)]).double()
+    assert rows[0] == 8 * 5  # every shot its own row, so its own trajectory
+    assert model.n_trajectories == 10  # the attacks' estimate is restored after predicting
+    # binomial standard error <= 0.013 at n = 1500: a 4.5-sigma band
+    assert (labels.mean(0) - expected).abs().max().item() < 0.06
+    torch.manual_seed(1)
+    again = torch.stack([defense.predict(model, data.x_test, ctx) for _ in range(3)]).double()
+    assert torch.equal(again, labels[:3])  # reproducible from torch's global generator
 
 
 def test_depolarizing_exact_trains_on_the_channel():
@@ -152,7 +203,27 @@ def test_depolarizing_exact_trains_on_the_channel():
     defense = REGISTRY.create("defense", "depolarizing", {"exact": True})
     model = defense.prepare(qnn(data), context(data))
     assert not is_stochastic(model) and model.method == "density"
-    assert REGISTRY.get("defense", "depolarizing").version == "2"
+    assert REGISTRY.get("defense", "depolarizing").version == "3"
+
+
+def test_depolarizing_refuses_no_trajectories():
+    with pytest.raises(UsageError, match="trajectories"):
+        REGISTRY.create("defense", "depolarizing", {"trajectories": 0})
+
+
+def test_depolarizing_samples_where_the_density_matrix_is_dearer():
+    """auto: sampled iff 2^n > trajectories x EOT samples (8 qubits at 10 x 20: sampled; 7: exact)."""
+    from qbench_plugins.defenses.depolarizing import sampling_is_cheaper
+
+    assert sampling_is_cheaper(8, 10, 20) and not sampling_is_cheaper(7, 10, 20)
+    assert not sampling_is_cheaper(8, 10, 26) and sampling_is_cheaper(8, 1, 20)
+    data = tiny_split(n_features=256, n_test=3)
+    defense = REGISTRY.create("defense", "depolarizing", {})
+    for shots, n_eot, method in [(50, 20, "trajectories"), (50, 40, "density"), (None, 20, "density")]:
+        ctx = context(data, shots=shots, n_eot=n_eot)
+        model = defense.deploy(defense.prepare(qnn(data, n_layers=1), ctx), data, ctx)
+        assert model.n_wires == 8 and model.method == method, (shots, n_eot)
+        assert is_stochastic(model) == (method == "trajectories")
 
 
 # ----------------------------------------------------------------------------- circuit dtype
