@@ -38,15 +38,7 @@ from qbench.registry import load_registry
 from qbench.running.runner import Plan
 from qbench.running.store import Store
 
-
-def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
-    """Mean over ``n`` forwards of d cross-entropy / d x (per example)."""
-    total = torch.zeros_like(x)
-    for _ in range(n):
-        xi = x.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(F.cross_entropy(model(xi), y, reduction="sum"), xi)
-        total += g
-    return total / n
+from eot_samples import input_gradient  # the same EOT-averaged input gradient (run as a script: this folder is on the path)
 
 
 def shot_accuracy(p_true: torch.Tensor, shots: int) -> float:
