@@ -24,21 +24,13 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 
-from qbench.contract.context import Context
-from qbench.hashing import config_hash
-from qbench.registry import load_registry
-from qbench.running.runner import Plan
-from qbench.running.store import Store
-
-from eot_samples import input_gradient  # the same EOT-averaged input gradient (run as a script: this folder is on the path)
+from stored_training import input_gradient, load_stored_training  # this folder is on the path (run as a script)
 
 
 def shot_accuracy(p_true: torch.Tensor, shots: int) -> float:
@@ -68,23 +60,11 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    registry = load_registry()
-    dataset = registry.create("dataset", args.dataset, {}, "qnn")
-    model_c = registry.create("model", args.model, dict(o.split("=", 1) for o in args.model_option), "qnn")
-    defense = registry.create("defense", "depolarizing", {}, "qnn")
-    plan = Plan(track="qnn", dataset=dataset, model=model_c, defense=defense, attacks=[], epsilons=[0.15],
-                seeds=[args.seed], schedule=type(dataset).training)
-    ctx = Context(seed=0, data_dir=args.data_dir, shots=args.shots)
-    data = dataset.load(ctx)
-    ctx.data = data
-    with Store.open(args.store, create=False) as store:
-        record = store.get_training(config_hash(plan.training_spec(args.seed)))
-        if record is None:
-            print(f"no trained depolarizing {args.model} on {args.dataset} (seed {args.seed}) in {args.store}",
-                  file=sys.stderr)
-            return 2
-        trained = defense.prepare(model_c.build(data, ctx), ctx)
-        load_model(trained, str(store.artifacts / record.weights))
+    stored = load_stored_training(args.store, args.data_dir, "qnn", args.dataset, args.model, "depolarizing",
+                                  args.seed, dict(o.split("=", 1) for o in args.model_option), shots=args.shots)
+    if stored is None:
+        return 2
+    trained, defense, data, ctx, registry = stored.module, stored.defense, stored.data, stored.ctx, stored.registry
     for parameter in trained.parameters():
         parameter.requires_grad_(False)
     exact = registry.create("defense", "depolarizing", {"attack_view": "exact"}, "qnn")

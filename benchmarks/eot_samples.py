@@ -16,29 +16,12 @@ same dataset, model and defense options); this script never trains.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 
-from qbench.contract.context import Context
-from qbench.hashing import config_hash
-from qbench.registry import load_registry
-from qbench.running.runner import Plan
-from qbench.running.store import Store
-
-
-def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
-    """Mean over ``n`` stochastic forwards of d loss / d x (per example)."""
-    total = torch.zeros_like(x)
-    for _ in range(n):
-        xi = x.clone().requires_grad_(True)
-        loss = F.cross_entropy(model(xi), y, reduction="sum")
-        (g,) = torch.autograd.grad(loss, xi)
-        total += g
-    return total / n
+from stored_training import input_gradient, load_stored_training  # this folder is on the path (run as a script)
 
 
 def main() -> int:
@@ -57,25 +40,12 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    registry = load_registry()
-    dataset = registry.create("dataset", args.dataset, {}, args.track)
-    model_c = registry.create("model", args.model, {}, args.track)
-    defense = registry.create("defense", args.defense, {}, args.track)
-    schedule = type(dataset).training
-    plan = Plan(track=args.track, dataset=dataset, model=model_c, defense=defense, attacks=[], epsilons=[0.1],
-                seeds=[args.seed], schedule=schedule)
-    ctx = Context(seed=0, data_dir=args.data_dir)
-    data = dataset.load(ctx)
-    ctx.data = data
-    with Store.open(args.store, create=False) as store:
-        record = store.get_training(config_hash(plan.training_spec(args.seed)))
-        if record is None:
-            print(f"no trained {args.defense} {args.model} on {args.dataset} (seed {args.seed}) in {args.store}",
-                  file=sys.stderr)
-            return 2
-        model = defense.prepare(model_c.build(data, ctx), ctx)
-        load_model(model, str(store.artifacts / record.weights))
-    model = defense.deploy(model, data, ctx)
+    stored = load_stored_training(args.store, args.data_dir, args.track, args.dataset, args.model, args.defense,
+                                  args.seed)
+    if stored is None:
+        return 2
+    data, ctx = stored.data, stored.ctx
+    model = stored.defense.deploy(stored.module, data, ctx)
     model.eval()
     x, y = data.x_test[: args.examples], data.y_test[: args.examples]
     torch.manual_seed(1)
