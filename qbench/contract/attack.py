@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 
 from qbench.contract.component import Component
+from qbench.contract.config import config_to_dict
 
 if TYPE_CHECKING:
     from qbench.contract.context import Context
@@ -44,11 +46,29 @@ class Attack(Component):
         raise NotImplementedError  # abstract
 
 
+@functools.lru_cache(maxsize=None)
+def _default_options(cls: type[Attack]) -> dict:
+    # cached per class: a board build labels every cell; callers only read the dict
+    return cls.from_options({}).config_dict()
+
+
 def attack_label(attack: Attack) -> str:
     """The attack's name, plus its non-default options in brackets: ``bim``, ``bim[n_eot=1]``."""
-    defaults = type(attack).from_options({}).config_dict()
-    changed = {k: v for k, v in attack.config_dict().items() if defaults.get(k) != v}
-    return format_label(attack.name, changed)
+    try:
+        return _cached_label(type(attack), attack.name, attack.config)
+    except TypeError:  # a config that is not hashable (not frozen): labelled afresh each time
+        return _label(type(attack), attack.name, attack.config_dict())
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_label(cls: type[Attack], name: str, config: object) -> str:
+    # frozen configs are hashable; a board build labels every cell of every board (tens of thousands)
+    return _label(cls, name, config_to_dict(config))
+
+
+def _label(cls: type[Attack], name: str, options: dict) -> str:
+    defaults = _default_options(cls)
+    return format_label(name, {k: v for k, v in options.items() if defaults.get(k) != v})
 
 
 def format_label(name: str, options: dict) -> str:

@@ -23,6 +23,7 @@ Everything here is a pure function of the stored bits, so ``qbench verify`` reco
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
@@ -209,13 +210,23 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     return (low, high)
 
 
+@functools.lru_cache(maxsize=8)
+def _resample_indices(s: int, n: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # the same seed gives the same resamples for every estimate of a shape; drawing 2000 x n indices was
+    # half of a board build's time, so they are drawn once per shape (read-only: shared between calls)
+    rng = np.random.default_rng(seed)
+    examples = rng.integers(0, n, size=(samples, n))
+    seeds = rng.integers(0, s, size=(samples, s)) if s > 1 else np.zeros((samples, 1), dtype=int)
+    examples.flags.writeable = False
+    seeds.flags.writeable = False
+    return examples, seeds
+
+
 def _bootstrap_means(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
     """Means of ``values`` (seeds, examples) under resampling seeds and examples (the same example draw
     for every seed: the seeds share the test examples)."""
     s, n = values.shape
-    rng = np.random.default_rng(seed)
-    examples = rng.integers(0, n, size=(samples, n))
-    seeds = rng.integers(0, s, size=(samples, s)) if s > 1 else np.zeros((samples, 1), dtype=int)
+    examples, seeds = _resample_indices(s, n, samples, seed)
     # per resample: mean over examples of each seed, then over the resampled seeds
     per_seed = np.stack([values[k][examples].mean(axis=1) for k in range(s)], axis=1)  # (samples, s)
     return np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
