@@ -41,6 +41,7 @@ from qbench.hashing import config_hash
 from qbench.contract.readout import readout_shots
 from qbench.publishing.summary import add_paper_protocol, compare, summarize
 from qbench.contract.tracks import DEFAULTS, QNN, TRACKS
+from qbench.store_commands import STORE_COMMANDS, print_wide
 
 
 def _registry(console: Console) -> Registry:
@@ -332,12 +333,6 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         out.print(f"data: {first['data']['notes']}", highlight=False, markup=False)
 
 
-def _print_wide(out: Console, table: Table) -> None:
-    """``table`` on one line per row however wide that is (``--wide``)."""
-    width = max(out.width, Console(width=10_000).measure(table).maximum)
-    Console(width=width, file=out.file, force_terminal=out.is_terminal, no_color=out.no_color).print(table)
-
-
 def _version_text(item: dict) -> str:
     """A component's version, with the versions it has on particular tracks: ``2 (qnn: 3)``."""
     per_track = item.get("track_versions") or {}
@@ -363,7 +358,7 @@ def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
             dist = f"{item['distribution']} {item['distribution_version']}".strip()
             table.add_row(*[escape(v) for v in (item["kind"], item["name"], _version_text(item), ", ".join(item["tracks"]),
                                                  item["plugin"], dist, item["description"])])
-        _print_wide(out, table)
+        print_wide(out, table)
         return 0
     dists = sorted({f"{i['distribution']} {i['distribution_version']}".strip() for i in items})
     own = f"qbench {qbench.__version__}"
@@ -390,75 +385,6 @@ def cmd_plugins(args: argparse.Namespace, out: Console, err: Console) -> int:
                   "'2 (qnn: 3)': version 3 on the qnn track); "
                   f"from: {', '.join(dists) if dists != [own] else own}. qbench plugins --wide or --json for every "
                   "field.", highlight=False)
-    return 0
-
-
-def _cell_label(row: dict) -> str:
-    """``clean``, or the attack's full label (``bim[n_eot=1]``, as stored) at its epsilon."""
-    if row["kind"] == "clean":
-        return "clean"
-    epsilon = "" if row["epsilon"] is None else f" ε={row['epsilon']:g}"
-    return f"{row['attack']}{epsilon}" + (" (probe)" if row["kind"] == "probe" else "")
-
-
-def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """``qbench results``: the cells in the store, one line each (``--wide``: every column)."""
-    path = args.store or default_store_path()
-    if not Path(path).exists():
-        if args.json:
-            print(json.dumps({"store": str(path), "cells": []}))
-        else:
-            out.print(f"no results yet: no store at {path}", markup=False, highlight=False)
-        return 0
-    with Store.open(path, create=False) as store:
-        cells = store.cells()
-        trainings = {t.key: t for t in store.trainings()}
-    rows = []
-    for c in cells:
-        t = trainings.get(c.train_key)
-        spec = t.spec if t else {}
-        rows.append(
-            {
-                "key": c.key, "track": spec.get("track"), "dataset": spec.get("dataset", {}).get("name"),
-                "model": spec.get("model", {}).get("name"), "defense": c.spec.get("defense", {}).get("name"),
-                "seed": c.seed, "kind": c.kind, "attack": c.attack, "epsilon": c.epsilon, "status": c.status,
-                "n": c.n, "accuracy": c.accuracy, "error": c.error, "qbench_version": c.qbench_version,
-            }
-        )
-    if args.json:
-        print(json.dumps({"store": str(path), "cells": rows}, indent=2))
-        return 0
-
-    def accuracy(r: dict) -> str:
-        if r["status"] != "ok" and not args.wide:
-            return r["status"]
-        return "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
-
-    # a training that never finished leaves its cells without dataset and model
-    def trained(r: dict) -> str:
-        return f"{r['dataset']}/{r['model']}" if r["dataset"] else "(no training)"
-
-    # no box: two spaces between columns leave the cell label room for ``twin-apgd-ce ε=0.15`` beside a
-    # ``gaussian_augmentation`` at 80 columns; only an even longer row wraps, in its cell label, never cut
-    table = Table(title=f"{len(rows)} cells in {path}", title_justify="left", box=None, padding=(0, 1),
-                  pad_edge=False, header_style="bold")
-    columns = ["dataset/model", "defense", "seed", "cell", "accuracy", "n"]
-    if args.wide:
-        columns = ["key", "track", *columns[:4], "status", *columns[4:], "qbench", "error"]
-    for col in columns:
-        right = col in ("seed", "accuracy", "n")
-        table.add_column(col, justify="right" if right else "left", no_wrap=args.wide or col != "cell",
-                         overflow="fold")
-    for r in rows:
-        values = [trained(r), str(r["defense"]), str(r["seed"]), _cell_label(r), accuracy(r), str(r["n"])]
-        if args.wide:
-            values = [r["key"], str(r["track"]), *values[:4], r["status"], *values[4:], r["qbench_version"],
-                      r["error"] or ""]
-        table.add_row(*[escape(v) for v in values])
-    if args.wide:
-        _print_wide(out, table)
-    else:
-        out.print(table)
     return 0
 
 
@@ -614,68 +540,6 @@ def cmd_load_model(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0 if same else 1
 
 
-def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """``qbench store export|import``: between a SQLite store and the published store (JSON lines + weights)."""
-    from qbench.publishing.published_store import export_store, import_store
-
-    if args.action is None:
-        raise UsageError("store needs an action: export or import")
-    if args.action == "import" and not args.published.is_dir():
-        raise UsageError(f"--published {args.published} is not a directory")
-    if args.published.exists() and not args.published.is_dir():
-        raise UsageError(f"--published {args.published} is not a directory")
-    with Store.open(args.store or default_store_path(), create=args.action == "import") as store:
-        if args.action == "export":
-            report = export_store(store, args.published, commit=args.commit)
-        else:
-            report = import_store(args.published, store)
-    fields = {"cells_added": report.cells_added, "trainings_added": report.trainings_added,
-              "weights_added": report.weights_added, "disagreements": report.disagreements,
-              "missing_weights": report.missing_weights, "checkpoints_added": report.checkpoints_added,
-              "checkpoints_removed": report.checkpoints_removed}
-    if args.json:
-        print(json.dumps(fields, indent=2))
-    else:
-        out.print(f"{args.action}: {report.cells_added} cells, {report.trainings_added} trainings, "
-                  f"{report.weights_added} weights files added", markup=False, highlight=False)
-        if report.checkpoints_added or report.checkpoints_removed:
-            out.print(f"  checkpoints of trainings under way: {report.checkpoints_added} copied, "
-                      f"{report.checkpoints_removed} removed (training done)", markup=False, highlight=False,
-                      soft_wrap=True)
-        for key in report.disagreements:
-            out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
-    return 1 if report.disagreements else 0
-
-
-def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """``qbench merge SOURCE...``: exit 0, or 1 when a cell stored in both stores disagrees (the store's is kept)."""
-    from qbench.running.store_merge import merge_store
-
-    for source in args.sources:
-        if not source.is_file():
-            raise UsageError(f"no qbench store at {source}")
-    with Store.open(args.store or default_store_path()) as store:
-        reports = [merge_store(source, store) for source in args.sources]
-        target = str(store.path)
-    if args.json:
-        print(json.dumps({"store": target, "merged": [vars(r) for r in reports]}, indent=2))
-    else:
-        for r in reports:
-            out.print(
-                f"{r.source} -> {target}: {r.trainings_added} trainings, {r.cells_added} cells, "
-                f"{r.cache_files_added} cache files added; {r.cells_kept} cells already there"
-                + (f"; {len(r.missing_weights)} trainings skipped (weights missing)" if r.missing_weights else "")
-                + (f"; {r.checkpoints_added} checkpoints of trainings under way" if r.checkpoints_added else ""),
-                markup=False, highlight=False,
-            )
-    disagreeing = [(r.source, key) for r in reports for key in r.disagreements]
-    if disagreeing:
-        print(f"qbench: error: {len(disagreeing)} cells differ between {disagreeing[0][0]} and {target} "
-              f"(first: {disagreeing[0][1]}); the destination's results were kept", file=sys.stderr)
-        return 1
-    return 0
-
-
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``qbench verify ENTRY``: exit 0 when every re-run cell agrees, 1 when one does not."""
     from qbench.publishing import entry as entry_mod
@@ -799,4 +663,4 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
-COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "results": cmd_results, "merge": cmd_merge, "leaderboard": cmd_leaderboard, "store": cmd_store, "load-model": cmd_load_model}
+COMMANDS = {"reproduce": cmd_reproduce, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "verify": cmd_verify, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard, "load-model": cmd_load_model, **STORE_COMMANDS}

@@ -171,6 +171,31 @@ def test_the_parser_answers_without_importing_torch_or_pennylane():
     assert qbench.cli._shots("exact") == qbench.cli.EXACT_SHOTS == EXACT
 
 
+def test_store_commands_start_without_the_runner_pennylane_or_art(tmp_path):
+    """``results``, ``store`` and ``merge`` only read and write stores: they answer (here, a real merge and
+    a refused one) without importing :mod:`qbench.commands`, PennyLane or ART, the bulk of a command's
+    start-up."""
+    import subprocess
+    import sys
+
+    from qbench.running.store import Store
+
+    with Store.open(tmp_path / "a.sqlite"), Store.open(tmp_path / "b.sqlite"):
+        pass
+    probe = (
+        "import sys, contextlib, io, json, qbench.cli\n"
+        "with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    merged = qbench.cli.main(['merge', {str(tmp_path / 'b.sqlite')!r}, '--store', {str(tmp_path / 'a.sqlite')!r}, '--json'])\n"
+        f"    refused = qbench.cli.main(['merge', {str(tmp_path / 'nope.sqlite')!r}, '--store', {str(tmp_path / 'a.sqlite')!r}])\n"
+        f"    listed = qbench.cli.main(['results', '--json', '--store', {str(tmp_path / 'a.sqlite')!r}])\n"
+        "heavy = sorted(m for m in ('pennylane', 'art', 'qiskit', 'qbench.commands', 'qbench.running.runner') if m in sys.modules)\n"
+        "print(merged, refused, listed, heavy, err.getvalue().strip())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("0 2 0 [] qbench: error: no qbench store at "), proc.stdout
+
+
 def test_every_public_name_resolves():
     """The package's public API is imported on first use; every name in ``qbench.__all__`` must resolve."""
     import qbench

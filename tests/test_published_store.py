@@ -28,6 +28,17 @@ GRID = ["leaderboard", "run", "--track", "qnn", "--board", "moons-qnn-angle", "-
         "--epochs", "2", "--n-test", "20", "--no-sweep", "--executor", "inprocess"]
 
 
+@pytest.fixture(scope="module")
+def grid_store(tmp_path_factory) -> Path:
+    """The GRID run once, uninterrupted, into a store of its own (computed once per module; copy before writing)."""
+    from conftest import run_cli
+
+    path = tmp_path_factory.mktemp("grid") / "whole.sqlite"
+    whole = run_cli(*GRID, "--store", str(path))
+    assert whole.returncode == 0, whole.stderr
+    return path
+
+
 def tiny_run(store: Store) -> None:
     create = load_registry([("faults", fault_plugins)]).create
     plan = Plan(
@@ -94,7 +105,7 @@ def git(*args, cwd):
 
 
 @pytest.mark.slow
-def test_a_grid_killed_on_one_machine_resumes_from_a_clone_on_another(tmp_path, cli):
+def test_a_grid_killed_on_one_machine_resumes_from_a_clone_on_another(tmp_path, cli, grid_store):
     # machine 1: the grid runs, is killed mid-way, and what it stored is exported and committed
     repo = tmp_path / "machine1"
     (repo / "store").mkdir(parents=True)
@@ -124,8 +135,7 @@ def test_a_grid_killed_on_one_machine_resumes_from_a_clone_on_another(tmp_path, 
 
     # an uninterrupted run elsewhere gives the same cells, each stored once
     whole = tmp_path / "whole"
-    whole.mkdir()
-    fresh = cli(*GRID, "--store", str(tmp_path / "whole.sqlite"), "--published", str(whole))
+    fresh = cli("store", "export", "--store", str(grid_store), "--published", str(whole))
     assert fresh.returncode == 0, fresh.stderr
     mine, theirs = published_cells(clone / "store"), published_cells(whole)
     assert set(mine) == set(theirs) and len(mine) > partial
@@ -137,7 +147,7 @@ def test_a_grid_killed_on_one_machine_resumes_from_a_clone_on_another(tmp_path, 
     assert len(read_jsonl(next((clone / "store").glob(f"*/*/{TRAININGS}")))) == 2
 
 
-def test_build_refuses_a_dirty_publication_tree_unless_draft(tmp_path, cli):
+def test_build_refuses_a_dirty_publication_tree_unless_draft(tmp_path, cli, grid_store):
     repo = tmp_path / "pub"
     (repo / "leaderboards").mkdir(parents=True)
     (repo / "notes.txt").write_text("v1\n")
@@ -145,7 +155,7 @@ def test_build_refuses_a_dirty_publication_tree_unless_draft(tmp_path, cli):
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "start", cwd=repo)
     store = tmp_path / "s.sqlite"
-    assert cli(*GRID, "--store", str(store)).returncode == 0
+    shutil.copyfile(grid_store, store)
     build = ["leaderboard", "build", *GRID[2:-2], "--store", str(store), "--out", str(repo / "leaderboards")]
     (repo / "notes.txt").write_text("v2\n")  # an uncommitted change
     refused = cli(*build)
