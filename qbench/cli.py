@@ -304,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from qbench.contract.checkpoint import checkpoint_interval
 
             checkpoint_interval()  # a bad value is one line now, not a failed training per seed later
-        from qbench.store_commands import STORE_COMMANDS
+        from qbench.publishing.store_commands import STORE_COMMANDS
 
         if args.command in STORE_COMMANDS:  # these start without the runner, PennyLane or ART
             return STORE_COMMANDS[args.command](args, out, err)

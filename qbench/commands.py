@@ -41,7 +41,7 @@ from qbench.hashing import config_hash
 from qbench.contract.readout import readout_shots
 from qbench.publishing.summary import add_paper_protocol, compare, summarize
 from qbench.contract.tracks import DEFAULTS, QNN, TRACKS
-from qbench.store_commands import STORE_COMMANDS, print_wide
+from qbench.publishing.store_commands import STORE_COMMANDS, print_wide
 
 
 def _registry(console: Console) -> Registry:
