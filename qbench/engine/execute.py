@@ -8,7 +8,7 @@ from typing import Sequence
 import pennylane as qml
 import torch
 
-from . import density, gates, matrices, statevector, trajectories
+from . import density, gates, matrices, row_slices, statevector, trajectories
 from .circuit import Channel, Dense, inspect_ops, op_batch_size, parse
 from .pennylane_device import execute_on_device
 from .plan import PlanCache, compile_plan
@@ -159,13 +159,16 @@ def _execute(ops, n_wires, measure, batch_size, method, n_trajectories, generato
 
     sources = matrices.chunk_sources(plan, ops, rdtype, batch, copies)
     state = statevector.initial_state(plan, ops, copies)
-    dyn = None
-    jump = None
+    kinds = None
     if plan.dyn:
-        dyn = trajectories.sample_paulis(plan, plan.pauli_points, ops, batch, copies, rdtype, generator)
-    if plan.jumps:
-        jump = trajectories.make_jump(plan, ops, batch, copies, generator)
-    final = statevector.run_program(plan, state, sources, dyn, jump)
+        kinds = trajectories.draw_paulis(plan, plan.pauli_points, ops, batch, copies, rdtype, generator)
+    slices = row_slices.spans(plan, copies, sources, tdevice)
+    if slices is not None:
+        final = row_slices.run_in_slices(plan, state, sources, kinds, slices)
+    else:
+        dyn = trajectories.pauli_gathers(plan, kinds) if kinds is not None else None
+        jump = trajectories.make_jump(plan, ops, batch, copies, generator) if plan.jumps else None
+        final = statevector.run_program(plan, state, sources, dyn, jump)
 
     if method == "density":
         probs = statevector.density_probs(plan, final)

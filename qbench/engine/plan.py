@@ -84,6 +84,8 @@ class Plan:
     dyn_tables: dict[str, torch.Tensor] | None = None
     zero_state: torch.Tensor | None = None
     chunk_loc: list[tuple[int, int]] = field(default_factory=list)  # chunk id -> (source, row or -1)
+    # the same plan for fewer rows, by row count (row_slices.rebatched)
+    rebatched: dict[int, "Plan"] = field(default_factory=dict)
 
 
 class _Emitter:

@@ -82,7 +82,7 @@ def _point_probs(
     return probs
 
 
-def sample_paulis(
+def draw_paulis(
     plan: Plan,
     points: Sequence[tuple[int, str]],
     ops: Sequence[qml.operation.Operator],
@@ -90,18 +90,26 @@ def sample_paulis(
     copies: int,
     rdtype: torch.dtype,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample every Pauli insertion and build the per-copy gather indices and phases.
+) -> torch.Tensor:
+    """Sample the Pauli inserted at every point for every row: (P, rows) of 0=I, 1=X, 2=Y, 3=Z.
 
-    Returns ``(index, phase)`` of shapes (G, B, 2**n) for the plan's G dynamic
-    gathers: ``new[b, p] = phase[g, b, p] * old[b, index[g, b, p]]``.
+    All of a call's randomness is this one draw, so the gathers of any slice of rows
+    (:func:`pauli_gathers`) are those of the whole batch, sliced.
     """
-    rows = plan.batch
     per_example = any(getattr(ops[i].data[0], "ndim", 0) for i, _ in points)
     probs = _point_probs(points, ops, batch, copies, rdtype, per_example)
     cum = probs.cumsum(dim=1)[:, :3, :]
-    u = torch.rand(len(points), 1, rows, generator=generator, dtype=rdtype)
-    kind = (u >= cum).sum(dim=1)  # (P, rows): 0=I, 1=X, 2=Y, 3=Z
+    u = torch.rand(len(points), 1, plan.batch, generator=generator, dtype=rdtype)
+    return (u >= cum).sum(dim=1)
+
+
+def pauli_gathers(plan: Plan, kind: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-row gather indices and phases of sampled Paulis ``kind`` (P, rows) (:func:`draw_paulis`).
+
+    Returns ``(index, phase)`` of shapes (G, rows, 2**n) for the plan's G dynamic
+    gathers: ``new[b, p] = phase[g, b, p] * old[b, index[g, b, p]]``.
+    """
+    rows = kind.shape[1]
     t = plan.dyn_tables
     weight = t["weight_of_point"].unsqueeze(1)  # position-space bit of each point's wire
     flips = ((kind == 1) | (kind == 2)).long() * weight
