@@ -1,0 +1,98 @@
+"""The engine's row slices (``qbench/engine/row_slices.py``) side by side with whole-batch runs, in one process.
+
+Measured on the published models whose cells the grid still computes (the MNIST QNN and QCNN under sampled
+depolarizing noise, version 3) and on the noise layer's prediction, each at the board's size (1000 test
+examples, EOT samples of 10 trajectories, 50-shot readout):
+
+* ``attack gradient``: one EOT sample of d loss / d input, what every PGD/APGD/MIM step repeats 20 times;
+* ``50-shot prediction``: the deployed prediction (a trajectory per shot for depolarizing, the noise redrawn
+  per shot for the noise layer), what every cell's evaluation repeats 2 x 10 times.
+
+Whole and sliced runs alternate (``--rounds`` of each, median reported) and must give the same numbers bit for
+bit (checked on every round's output). One torch thread.
+
+    python benchmarks/row_slices.py [--rounds 5] [--examples 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import qbench.engine.row_slices as row_slices
+from qbench.publishing.published_store import import_store
+from qbench.running.store import Store
+from stored_training import load_stored_training  # this folder is on the path (run as a script)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cases(store: Path, data_dir: Path, examples: int):
+    """(name, a function computing one output) per measured case."""
+    for model_name, defense in [("qnn", "depolarizing"), ("qcnn", "depolarizing"), ("qnn", "noise_layer")]:
+        stored = load_stored_training(store, data_dir, "qnn", "mnist-1v9", model_name, defense, 0, shots=50)
+        if stored is None:
+            continue
+        for p in stored.module.parameters():
+            p.requires_grad_(False)
+        model = stored.defense.deploy(copy.deepcopy(stored.module), stored.data, stored.ctx).eval()
+        x, y = stored.data.x_test[:examples], stored.data.y_test[:examples]
+        label = f"mnist-1v9 {model_name}, {defense}"
+        if defense == "depolarizing":
+            def gradient(model=model, x=x, y=y):
+                xi = x.clone().requires_grad_(True)
+                (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xi), y, reduction="sum"), xi)
+                return g
+            yield f"{label}: attack gradient (EOT sample)", gradient
+
+        def predict(model=model, x=x, stored=stored):
+            with torch.no_grad():
+                return stored.defense.predict(model, x, stored.ctx)
+        yield f"{label}: 50-shot prediction", predict
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--published", type=Path, default=ROOT / "leaderboards" / "store")
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--examples", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    sliced_spans = row_slices.spans
+
+    print(f"torch {torch.__version__}, 1 thread, {args.examples} examples, {args.rounds} rounds of each "
+          f"(median); slices of about {row_slices.TARGET_BYTES // 2**20} MiB of state\n")
+    print("| case | whole (s) | sliced (s) | ratio | same numbers |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "published.sqlite"
+        with Store.open(path) as store:
+            import_store(args.published, store)
+        for name, compute in _cases(path, args.data_dir, args.examples):
+            times = {"whole": [], "sliced": []}
+            same = True
+            for r in range(args.rounds):
+                outputs = {}
+                for mode in ("whole", "sliced"):
+                    row_slices.spans = sliced_spans if mode == "sliced" else (lambda *a, **k: None)
+                    torch.manual_seed(r)
+                    start = time.perf_counter()
+                    outputs[mode] = compute()
+                    times[mode].append(time.perf_counter() - start)
+                same &= torch.equal(outputs["whole"], outputs["sliced"])
+            row_slices.spans = sliced_spans
+            whole, sliced = statistics.median(times["whole"]), statistics.median(times["sliced"])
+            print(f"| {name} | {whole:.3f} | {sliced:.3f} | {whole / sliced:.2f}x | {'yes' if same else 'NO'} |",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
