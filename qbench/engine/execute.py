@@ -162,18 +162,15 @@ def _execute(ops, n_wires, measure, batch_size, method, n_trajectories, generato
     kinds = None
     if plan.dyn:
         kinds = trajectories.draw_paulis(plan, plan.pauli_points, ops, batch, copies, rdtype, generator)
+    readout = statevector.density_probs if method == "density" else statevector.marginal_probs
     slices = row_slices.spans(plan, copies, sources, tdevice)
     if slices is not None:
-        final = row_slices.run_in_slices(plan, state, sources, kinds, slices)
+        probs = row_slices.run_in_slices(plan, state, sources, kinds, slices, readout)
     else:
         dyn = trajectories.pauli_gathers(plan, kinds) if kinds is not None else None
         jump = trajectories.make_jump(plan, ops, batch, copies, generator) if plan.jumps else None
-        final = statevector.run_program(plan, state, sources, dyn, jump)
+        probs = readout(plan, statevector.run_program(plan, state, sources, dyn, jump))
 
-    if method == "density":
-        probs = statevector.density_probs(plan, final)
-        return EngineResult(probs=probs, stderr=None, method=method)
-    probs = statevector.marginal_probs(plan, final)
     if method == "trajectories":
         mean, stderr = trajectories.aggregate(probs, batch, copies)
         return EngineResult(probs=mean, stderr=stderr, method=method, n_trajectories=copies)

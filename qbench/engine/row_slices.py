@@ -27,7 +27,7 @@ is not a cache to fit in.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -97,18 +97,20 @@ def run_in_slices(
     sources: Sequence[torch.Tensor],
     kinds: torch.Tensor | None,
     slices: Sequence[tuple[int, int]],
+    readout: Callable[[Plan, torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
-    """The final (rows, 2**n) state of ``plan``, computed slice by slice (see the module docstring).
+    """``readout(plan, final state)`` of ``plan``, computed slice by slice (see the module docstring).
 
-    ``kinds`` are the call's sampled Paulis (:func:`.trajectories.draw_paulis`), None without any.
+    ``kinds`` are the call's sampled Paulis (:func:`.trajectories.draw_paulis`), None without any. The inputs
+    are split (not indexed), so the backward joins the slices' gradients in one concatenation.
     """
-    flags = _batched_flags(plan, sources)
-    finals = []
-    for start, stop in slices:
+    sizes = [stop - start for start, stop in slices]
+    parts = list(zip(*[
+        s.split(sizes, dim) if dim is not None else [s] * len(sizes) for s, dim in zip(sources, _batched_flags(plan, sources))
+    ])) if sources else [()] * len(sizes)
+    out = []
+    for (start, stop), part_state, part_sources in zip(slices, state.split(sizes), parts):
         part = rebatched(plan, stop - start)
-        part_sources = [
-            s if dim is None else (s[:, start:stop] if dim == 1 else s[start:stop]) for s, dim in zip(sources, flags)
-        ]
         dyn = trajectories.pauli_gathers(plan, kinds[:, start:stop]) if kinds is not None else None
-        finals.append(statevector.run_program(part, state[start:stop], part_sources, dyn, None))
-    return torch.cat(finals)
+        out.append(readout(part, statevector.run_program(part, part_state, part_sources, dyn, None)))
+    return torch.cat(out)
