@@ -67,17 +67,6 @@ def compose(
     return src1[src2], ph2 * ph1[src2]
 
 
-@functools.lru_cache(maxsize=32)
-def parity_table(n: int) -> np.ndarray:
-    """Parity (popcount mod 2) of every n-bit integer."""
-    x = np.arange(2**n, dtype=np.int64)
-    par = np.zeros_like(x)
-    while np.any(x):
-        par ^= x & 1
-        x >>= 1
-    return par
-
-
 def wire_bit(w: int, n: int) -> int:
     """Bit weight of wire ``w`` in a canonical index."""
     return 1 << (n - 1 - w)

@@ -369,12 +369,10 @@ def finalize(plan: Plan) -> None:
         loc[cid] = (len(plan.kron_groups) + di, -1)
     plan.chunk_loc = loc
     if plan.dyn:
-        n = plan.n
         index = np.stack([d.index for d in plan.dyn])
         tables = {
             "index": torch.as_tensor(index),
             "inverse": torch.as_tensor(np.stack([_inverse(i) for i in index])),
-            "sign": torch.as_tensor(1 - 2 * lay.parity_table(n), dtype=torch.float32 if cd == torch.complex64 else torch.float64),
             "arange": torch.arange(N),
         }
         if any(d.phase is not None for d in plan.dyn):

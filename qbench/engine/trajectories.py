@@ -121,24 +121,72 @@ def pauli_gathers(plan: Plan, kind: torch.Tensor) -> tuple[torch.Tensor, torch.T
     zmask = torch.zeros(n_gathers, rows, dtype=torch.long).index_add_(0, g_of, signs).unsqueeze(2)
     ny = torch.zeros(n_gathers, rows, dtype=torch.long).index_add_(0, g_of, n_y)
     # All masks are in output-position bits (see plan.DynGather).
+    by_mask = _by_mask_tables(plan)
+    if by_mask is not None:  # every row's index and phase copied whole from a table row
+        flip_index, sign_phase, flip_phase = by_mask
+        g = torch.arange(n_gathers).unsqueeze(1)
+        index = flip_index[g, xmask.squeeze(2)]
+        phase = sign_phase[ny & 3, zmask.squeeze(2)]
+        if flip_phase is not None:
+            phase = phase * flip_phase[g, xmask.squeeze(2)]
+        return index, phase
     arange = t["arange"]
     pre = arange ^ xmask  # (G, rows, N)
     size = (n_gathers, rows, arange.shape[0])
     index = torch.gather(t["index"].unsqueeze(1).expand(size), 2, pre)
-    # Phase (-i)^{#Y} (-1)^{popcount(p & zmask)} built as a Kronecker product of
-    # per-bit factors [1, +-1] (cheaper than a table lookup over G*rows*N entries).
-    powers = torch.tensor([1, -1j, -1, 1j], dtype=plan.cdtype)
-    phase = powers[ny & 3].unsqueeze(2)  # (G, rows, 1)
-    n = plan.n
-    shifts = torch.arange(n - 1, -1, -1)
-    bits = (zmask >> shifts) & 1  # (G, rows, n), most significant position bit first
-    factors = torch.ones(n_gathers, rows, n, 2, dtype=plan.cdtype)
-    factors[..., 1] = 1 - 2 * bits
-    for k in range(n):
-        phase = (phase.unsqueeze(-1) * factors[:, :, k].unsqueeze(2)).reshape(n_gathers, rows, -1)
+    phase = _pauli_phases(ny, zmask.squeeze(2), plan.n, plan.cdtype)
     if "phase" in t:  # static phases (e.g. CZ) of the permutation preceding the Paulis
         phase = phase * torch.gather(t["phase"].unsqueeze(1).expand(size), 2, pre)
     return index, phase
+
+
+def _pauli_phases(ny: torch.Tensor, zmask: torch.Tensor, n: int, cdtype: torch.dtype) -> torch.Tensor:
+    """``(-i)^ny (-1)^popcount(p & zmask)`` for every position p: shape ``zmask.shape + (2**n,)``.
+
+    Built as a Kronecker product of per-bit factors [1, +-1], the most significant position bit first.
+    """
+    shape = tuple(zmask.shape)
+    powers = torch.tensor([1, -1j, -1, 1j], dtype=cdtype)
+    phase = powers[ny & 3].unsqueeze(-1)
+    shifts = torch.arange(n - 1, -1, -1)
+    bits = (zmask.unsqueeze(-1) >> shifts) & 1
+    factors = torch.ones(*shape, n, 2, dtype=cdtype)
+    factors[..., 1] = 1 - 2 * bits
+    for k in range(n):
+        phase = (phase.unsqueeze(-1) * factors[..., k, :].unsqueeze(-2)).reshape(*shape, -1)
+    return phase
+
+
+#: largest tables of :func:`_by_mask_tables` (bytes); beyond, the index and phase are computed per entry
+BY_MASK_BYTES = 64 * 2**20
+
+
+def _by_mask_tables(plan: Plan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+    """Every row a dynamic gather can have, by its masks (cached in the plan): ``flip_index[g, x]`` the
+    static index read at ``p ^ x``, ``sign_phase[ny, z]`` the Pauli phase of :func:`_pauli_phases`, and
+    ``flip_phase[g, x]`` the static phase read at ``p ^ x`` (None without static phases).
+
+    A row is then one table row copied instead of a gather of G x rows x 2^n indices and an n-step product
+    per row; the entries are the same values, made by the same operations. None where the tables would
+    exceed ``BY_MASK_BYTES`` (they grow as 4^n).
+    """
+    t = plan.dyn_tables
+    if "flip_index" not in t:
+        N = t["arange"].shape[0]
+        G = t["index"].shape[0]
+        item = torch.empty((), dtype=plan.cdtype).element_size()
+        if N * N * (G * 8 + 4 * item + (G * item if "phase" in t else 0)) > BY_MASK_BYTES:
+            t["flip_index"] = None
+        else:
+            flip = t["arange"].unsqueeze(1) ^ t["arange"]  # (x, p): p ^ x
+            t["flip_index"] = t["index"][:, flip]
+            masks = torch.arange(N)
+            t["sign_phase"] = _pauli_phases(torch.arange(4).unsqueeze(1).expand(4, N), masks.expand(4, N), plan.n,
+                                            plan.cdtype)
+            t["flip_phase"] = t["phase"][:, flip] if "phase" in t else None
+    if t["flip_index"] is None:
+        return None
+    return t["flip_index"], t["sign_phase"], t["flip_phase"]
 
 
 def make_jump(

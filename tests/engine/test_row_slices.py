@@ -114,3 +114,28 @@ def test_slices_are_whole_examples_of_at_least_min_rows_covering_every_row(rows,
     assert row_slices.spans(Plan, 1, [], torch.device("cpu")) is None
     Plan.batch = rows
     assert row_slices.spans(Plan, copies, [], torch.device("meta")) is None
+
+
+def test_pauli_gathers_from_the_mask_tables_equal_the_per_entry_computation(monkeypatch):
+    """Each row's Pauli gather index and phase copied from a table row by its masks (trajectories.py) equal
+    those computed entry by entry, with and without static phases (CZ) in the gathers."""
+    from qbench.engine import trajectories
+
+    seen = []
+    original = trajectories.pauli_gathers
+    monkeypatch.setattr(trajectories, "pauli_gathers", lambda plan, kind: seen.append((plan, kind)) or original(plan, kind))
+    build, weights, inputs = _circuit(10, 5, 3, 40, torch.float32, "pauli")
+    execute(build(weights, inputs), 5, [0, 1], method="trajectories", n_trajectories=4)
+    plan, kind = seen[-1]
+    assert "phase" in plan.dyn_tables  # the CZs' static phases are part of the gathers
+    tabled = original(plan, kind)
+    assert plan.dyn_tables["flip_index"] is not None
+    monkeypatch.setattr(trajectories, "BY_MASK_BYTES", 0)
+    for key in ("flip_index", "sign_phase", "flip_phase"):
+        plan.dyn_tables.pop(key)
+    computed = original(plan, kind)
+    assert plan.dyn_tables["flip_index"] is None  # too large now: per entry
+    assert torch.equal(tabled[0], computed[0]) and torch.equal(tabled[1], computed[1])
+    assert (kind > 0).any() and not torch.equal(computed[1], torch.ones_like(computed[1]))
+    for key in ("flip_index", "sign_phase", "flip_phase"):
+        plan.dyn_tables.pop(key)  # the cached plan builds its tables again in the next test
