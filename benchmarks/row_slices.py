@@ -1,4 +1,9 @@
-"""The engine's row slices (``qbench/engine/row_slices.py``) side by side with whole-batch runs, in one process.
+"""The engine's row slices and Pauli mask tables side by side with the code path before them, in one process.
+
+Three modes of the engine, alternating: *before* (the whole batch at once, each Pauli gather's index and
+phase computed entry by entry: the engine until 2026-12-07), *slices* (``qbench/engine/row_slices.py``:
+slices of about 4 MiB of state) and *today* (slices, and each row's Pauli index and phase copied from a
+table by its masks, ``qbench/engine/trajectories.py``).
 
 Measured on the published models whose cells the grid still computes (the MNIST QNN and QCNN under sampled
 depolarizing noise, version 3) and on the noise layer's prediction, each at the board's size (1000 test
@@ -8,8 +13,8 @@ examples, EOT samples of 10 trajectories, 50-shot readout):
 * ``50-shot prediction``: the deployed prediction (a trajectory per shot for depolarizing, the noise redrawn
   per shot for the noise layer), what every cell's evaluation repeats 2 x 10 times.
 
-Whole and sliced runs alternate (``--rounds`` of each, median reported) and must give the same numbers bit for
-bit (checked on every round's output). One torch thread.
+The modes alternate (``--rounds`` of each, median reported) and must give the same numbers bit for bit (checked
+on every round's output). One torch thread.
 
     python benchmarks/row_slices.py [--rounds 5] [--examples 1000]
 """
@@ -26,6 +31,7 @@ from pathlib import Path
 import torch
 
 import qbench.engine.row_slices as row_slices
+import qbench.engine.trajectories as trajectories
 from qbench.publishing.published_store import import_store
 from qbench.running.store import Store
 from stored_training import load_stored_training  # this folder is on the path (run as a script)
@@ -67,30 +73,36 @@ def main() -> int:
     torch.set_num_threads(1)
     sliced_spans = row_slices.spans
 
-    print(f"torch {torch.__version__}, 1 thread, {args.examples} examples, {args.rounds} rounds of each "
+    tables = trajectories._by_mask_tables
+    modes = {  # (row slices, mask tables)
+        "before": (lambda *a, **k: None, lambda plan: None),
+        "slices": (sliced_spans, lambda plan: None),
+        "today": (sliced_spans, tables),
+    }
+    print(f"torch {torch.__version__}, 1 thread, {args.examples} examples, {args.rounds} rounds of each mode "
           f"(median); slices of about {row_slices.TARGET_BYTES // 2**20} MiB of state\n")
-    print("| case | whole (s) | sliced (s) | ratio | same numbers |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("| case | before (s) | slices (s) | today (s) | today vs before | same numbers |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "published.sqlite"
         with Store.open(path) as store:
             import_store(args.published, store)
         for name, compute in _cases(path, args.data_dir, args.examples):
-            times = {"whole": [], "sliced": []}
+            times: dict[str, list[float]] = {mode: [] for mode in modes}
             same = True
             for r in range(args.rounds):
                 outputs = {}
-                for mode in ("whole", "sliced"):
-                    row_slices.spans = sliced_spans if mode == "sliced" else (lambda *a, **k: None)
+                for mode, (spans, by_mask) in modes.items():
+                    row_slices.spans, trajectories._by_mask_tables = spans, by_mask
                     torch.manual_seed(r)
                     start = time.perf_counter()
                     outputs[mode] = compute()
                     times[mode].append(time.perf_counter() - start)
-                same &= torch.equal(outputs["whole"], outputs["sliced"])
-            row_slices.spans = sliced_spans
-            whole, sliced = statistics.median(times["whole"]), statistics.median(times["sliced"])
-            print(f"| {name} | {whole:.3f} | {sliced:.3f} | {whole / sliced:.2f}x | {'yes' if same else 'NO'} |",
-                  flush=True)
+                same &= all(torch.equal(outputs["before"], out) for out in outputs.values())
+            row_slices.spans, trajectories._by_mask_tables = sliced_spans, tables
+            t = {mode: statistics.median(v) for mode, v in times.items()}
+            print(f"| {name} | {t['before']:.3f} | {t['slices']:.3f} | {t['today']:.3f} | "
+                  f"{t['before'] / t['today']:.2f}x | {'yes' if same else 'NO'} |", flush=True)
     return 0
 
 
