@@ -51,8 +51,10 @@ def main() -> int:
     published = published_cells(args.published)
     if args.defense and args.defense != entry["defense"]["name"]:
         board_cells = args.published / entry["track"] / entry["board"] / "cells.jsonl"
-        spec = next(row["spec"] for row in map(json.loads, board_cells.read_text().splitlines())
-                    if row["spec"]["defense"]["name"] == args.defense)
+        spec = next((row["spec"] for row in map(json.loads, board_cells.read_text().splitlines())
+                     if row["spec"]["defense"]["name"] == args.defense), None)
+        if spec is None:
+            raise SystemExit(f"no published {args.defense} cell on {entry['board']}")
         entry["defense"] = {"name": args.defense, "config": spec["defense"]["config"]}
     registry = load_registry()
 
@@ -70,6 +72,8 @@ def main() -> int:
             import_store(args.published, store)
         plans = [(cell, _plan(registry, entry, cell)) for cell in wanted]
         keys = {c.key for _, plan in plans for c in seed_cells(plan, args.seed).cells if c.key in published}
+        if not keys:
+            raise SystemExit("none of these cells is in the published store (seed, defense or protocol?)")
         with sqlite3.connect(path) as conn:  # the chosen cells and those they are carried from: re-run
             conn.executemany("DELETE FROM cells WHERE key = ?", [(k,) for k in keys])
         failed = False
@@ -93,6 +97,9 @@ def main() -> int:
                     print(f"{label:<28} {'equal' if same else 'DIFFERENT':<10} {rec.accuracy:9.4f} {rec.seconds:8.1f} "
                           f"{old.seconds:12.1f}", flush=True)
                 print(f"  ({took:.0f} s for {cell['attack'] or 'clean'} and the cells it needs)", flush=True)
+    if keys:  # removed for a re-run that did not come back: nothing was compared for them
+        print(f"{len(keys)} cells were not re-run: {sorted(keys)}")
+        return 1
     return 1 if failed else 0
 
 

@@ -1,7 +1,8 @@
 """The engine's row slices and Pauli mask tables side by side with the code path before them, in one process.
 
-Three modes of the engine, alternating: *before* (the whole batch at once, each Pauli gather's index and
-phase computed entry by entry: the engine until 2026-12-07), *slices* (``qbench/engine/row_slices.py``:
+Three modes of the engine, alternating: *before* (today's code with both switched off: the whole batch at
+once, each Pauli gather's index and phase computed entry by entry, which is the engine's path until
+2026-12-07, bit for bit), *slices* (``qbench/engine/row_slices.py``:
 slices of about 4 MiB of state) and *today* (slices, and each row's Pauli index and phase copied from a
 table by its masks, ``qbench/engine/trajectories.py``).
 

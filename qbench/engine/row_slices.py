@@ -10,8 +10,11 @@ then the same bit for bit, which is what lets the committed cells re-run exactly
 * all randomness of the call is drawn for the whole batch first (:func:`.trajectories.draw_paulis`), and
   each slice's Pauli gathers are built from its rows of that draw;
 * no gradient is summed over rows inside the program: a shared (not per-example) matrix that needs a
-  gradient, i.e. training the weights, would get one partial sum per slice, which round differently when
-  added; such a call runs whole (attacks freeze the weights, evaluation needs no gradient);
+  gradient, as when training weights that enter the circuit through shared gates, would get one partial
+  sum per slice, which round differently when added; such a call runs whole (attacks freeze the weights,
+  evaluation needs no gradient). Weights that reach the program only through per-example matrices (fused
+  with per-example noise, as in noise-layer training) are sliced: their gradients are per row inside the
+  program and summed outside it, on the slices' joined gradient, as in the whole run;
 * every GEMM keeps enough rows: BLAS takes another path, with another rounding, for an operand of one to
   three rows against a long inner dimension (measured on this project's machine); slices have at least
   ``MIN_ROWS`` rows;

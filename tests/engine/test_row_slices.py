@@ -11,7 +11,7 @@ from qbench.engine import execute
 from qbench.engine import row_slices
 
 
-def _circuit(seed: int, n: int, depth: int, batch: int, dtype: torch.dtype, kind: str):
+def _circuit(seed: int, n: int, depth: int, batch: int, dtype: torch.dtype, kind: str, cz: bool = True):
     """Weights (frozen unless asked), per-example inputs, and an operator builder of the given kind:
     ``pauli`` (depolarizing, bit- and phase-flip channels, CZ phases: sampled trajectories), ``per_example``
     (per-example rotations as noise layers draw them: batched matrices), ``density`` (the exact channel, one of
@@ -31,7 +31,7 @@ def _circuit(seed: int, n: int, depth: int, batch: int, dtype: torch.dtype, kind
                 w = weights[layer, q]
                 ops.append(qml.Rot(w[0], w[1], w[2], wires=q))
             for q in range(n):
-                ops.append((qml.CZ if q % 2 else qml.CNOT)(wires=[q, (q + 1) % n]))
+                ops.append((qml.CZ if q % 2 and cz else qml.CNOT)(wires=[q, (q + 1) % n]))
             if kind in ("pauli", "density"):
                 ops += [qml.DepolarizingChannel(0.1, wires=q) for q in range(n)]
             if kind == "density":  # a per-example channel: a batched dense superoperator
@@ -53,7 +53,10 @@ def _run(build, weights, inputs, n, kind, sliced: bool, monkeypatch):
                      generator=torch.Generator().manual_seed(11))
     coeff = torch.randn(result.probs.shape, generator=torch.Generator().manual_seed(3), dtype=result.probs.dtype)
     (grad,) = torch.autograd.grad((result.probs * coeff).sum(), x)
-    return result.probs.detach(), grad
+    with torch.no_grad():  # the plain forward (predictions): no autograd node at all
+        plain = execute(build(weights, inputs), n, [0, 1], method=method,
+                        n_trajectories=4 if method == "trajectories" else 1, generator=torch.Generator().manual_seed(11))
+    return result.probs.detach(), grad, plain.probs
 
 
 ORIGINAL_SPANS = row_slices.spans
@@ -72,11 +75,12 @@ def test_a_sliced_run_equals_the_whole_run_bit_for_bit(kind, dtype, monkeypatch)
     sliced = _run(build, weights, inputs, n, kind, True, monkeypatch)
     assert calls and calls[0] >= 2  # it did run in slices
     whole = _run(build, weights, inputs, n, kind, False, monkeypatch)
-    assert torch.equal(sliced[0], whole[0]) and torch.equal(sliced[1], whole[1])
+    assert all(torch.equal(a, b) for a, b in zip(sliced, whole))
+    assert torch.equal(sliced[0], sliced[2])  # with and without autograd, the same draws give the same numbers
     assert sliced[1].abs().sum() > 0
 
 
-def test_weights_that_need_a_gradient_and_quantum_jumps_run_whole(monkeypatch):
+def test_shared_weights_that_need_a_gradient_and_quantum_jumps_run_whole(monkeypatch):
     monkeypatch.setattr(row_slices, "TARGET_BYTES", 2048)
     seen = []
     original = row_slices.spans
@@ -86,7 +90,7 @@ def test_weights_that_need_a_gradient_and_quantum_jumps_run_whole(monkeypatch):
     assert seen[-1] is not None  # frozen weights: sliced
     trained = weights.clone().requires_grad_(True)
     execute(build(trained, inputs), 5, [0], method="trajectories", n_trajectories=4)
-    assert seen[-1] is None  # a weight gradient sums over rows: whole
+    assert seen[-1] is None  # a gradient of shared gate matrices sums over rows: whole
     with torch.no_grad():
         execute(build(trained, inputs), 5, [0], method="trajectories", n_trajectories=4)
     assert seen[-1] is not None  # no gradient at all: sliced
@@ -116,7 +120,8 @@ def test_slices_are_whole_examples_of_at_least_min_rows_covering_every_row(rows,
     assert row_slices.spans(Plan, copies, [], torch.device("meta")) is None
 
 
-def test_pauli_gathers_from_the_mask_tables_equal_the_per_entry_computation(monkeypatch):
+@pytest.mark.parametrize("cz", [True, False])
+def test_pauli_gathers_from_the_mask_tables_equal_the_per_entry_computation(cz, monkeypatch):
     """Each row's Pauli gather index and phase copied from a table row by its masks (trajectories.py) equal
     those computed entry by entry, with and without static phases (CZ) in the gathers."""
     from qbench.engine import trajectories
@@ -124,18 +129,21 @@ def test_pauli_gathers_from_the_mask_tables_equal_the_per_entry_computation(monk
     seen = []
     original = trajectories.pauli_gathers
     monkeypatch.setattr(trajectories, "pauli_gathers", lambda plan, kind: seen.append((plan, kind)) or original(plan, kind))
-    build, weights, inputs = _circuit(10, 5, 3, 40, torch.float32, "pauli")
+    build, weights, inputs = _circuit(10, 5, 3, 40, torch.float32, "pauli", cz=cz)
     execute(build(weights, inputs), 5, [0, 1], method="trajectories", n_trajectories=4)
     plan, kind = seen[-1]
-    assert "phase" in plan.dyn_tables  # the CZs' static phases are part of the gathers
-    tabled = original(plan, kind)
-    assert plan.dyn_tables["flip_index"] is not None
-    monkeypatch.setattr(trajectories, "BY_MASK_BYTES", 0)
-    for key in ("flip_index", "sign_phase", "flip_phase"):
-        plan.dyn_tables.pop(key, None)
-    computed = original(plan, kind)
-    assert plan.dyn_tables["flip_index"] is None  # too large now: per entry
+    assert ("phase" in plan.dyn_tables) == cz  # the CZs' static phases are part of the gathers
+    try:
+        tabled = original(plan, kind)
+        assert plan.dyn_tables["flip_index"] is not None
+        assert (plan.dyn_tables["flip_phase"] is not None) == cz
+        monkeypatch.setattr(trajectories, "BY_MASK_BYTES", 0)
+        for key in ("flip_index", "sign_phase", "flip_phase"):
+            plan.dyn_tables.pop(key, None)
+        computed = original(plan, kind)
+        assert plan.dyn_tables["flip_index"] is None  # too large now: per entry
+    finally:
+        for key in ("flip_index", "sign_phase", "flip_phase"):
+            plan.dyn_tables.pop(key, None)  # the cached plan builds its tables again in the next test
     assert torch.equal(tabled[0], computed[0]) and torch.equal(tabled[1], computed[1])
-    assert (kind > 0).any() and not torch.equal(computed[1], torch.ones_like(computed[1]))
-    for key in ("flip_index", "sign_phase", "flip_phase"):
-        plan.dyn_tables.pop(key, None)  # the cached plan builds its tables again in the next test
+    assert (kind == 2).any() and not torch.equal(computed[1], torch.ones_like(computed[1]))
