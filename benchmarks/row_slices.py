@@ -7,8 +7,9 @@ slices of about 4 MiB of state) and *today* (slices, and each row's Pauli index 
 table by its masks, ``qbench/engine/trajectories.py``).
 
 Measured on the published models whose cells the grid still computes (the MNIST QNN and QCNN under sampled
-depolarizing noise, version 3) and on the noise layer's prediction, each at the board's size (1000 test
-examples, EOT samples of 10 trajectories, 50-shot readout):
+depolarizing noise, version 3) and on the noise layer's prediction, at the batch the runner attacks and
+evaluates in (``--examples``, default 250: ``Plan.eval_batch_size``; EOT samples of 10 trajectories, 50-shot
+readout):
 
 * ``attack gradient``: one EOT sample of d loss / d input, what every PGD/APGD/MIM step repeats 20 times;
 * ``50-shot prediction``: the deployed prediction (a trajectory per shot for depolarizing, the noise redrawn
@@ -17,7 +18,7 @@ examples, EOT samples of 10 trajectories, 50-shot readout):
 The modes alternate (``--rounds`` of each, median reported) and must give the same numbers bit for bit (checked
 on every round's output). One torch thread.
 
-    python benchmarks/row_slices.py [--rounds 5] [--examples 1000]
+    python benchmarks/row_slices.py [--rounds 7] [--examples 250]
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--published", type=Path, default=ROOT / "leaderboards" / "store")
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--examples", type=int, default=1000)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--examples", type=int, default=250, help="the batch (default: the runner's eval_batch_size)")
+    p.add_argument("--rounds", type=int, default=7)
     args = p.parse_args()
     torch.set_num_threads(1)
     sliced_spans = row_slices.spans
