@@ -4,8 +4,11 @@ Images are ``(N, 3, 32, 32)`` float32 in [0, 1]. With the official ``train.bin``
 the official one. When only the training subset ``cifar-100-subset/train_subset.bin`` exists, there are no
 test images at all: ``subset_test_per_class`` images of every class (default 20 of 100) are held out,
 seed-fixed, as the test set and the rest (80 per class) train; the notes of every result say so.
-``n_train`` / ``n_test`` then take seed-fixed stratified subsets. Schedule: 30 epochs of Adam, lr 0.001,
-batch 128.
+``n_train`` / ``n_test`` then take seed-fixed stratified subsets. Schedule: 60 epochs of SGD (Nesterov momentum
+0.9, weight decay 5e-4), lr 0.05 annealed by a cosine, batch 128, random crops and flips (since 2026-12-07; until
+2026-12-07 it was 30 epochs of Adam at a constant lr 0.001 without augmentation, under which the board's
+VGG16 reached 13.4% on the 80-per-class subset against 25.0% under this one:
+``leaderboards/reproductions/analysis/vgg16_recipe.txt``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class Cifar100(Dataset):
     version = "1"
     tracks = ("mapped-dnn",)
     Config = Cifar100Config
-    training = TrainingSchedule(epochs=30, lr=0.001, batch_size=128, optimizer="adam")
+    training = TrainingSchedule(epochs=60, lr=0.05, batch_size=128, optimizer="sgd-nesterov", lr_decay="cosine",
+                                augment="crop-flip")
     #: 8/255, and the QNAD paper's sweep in 0-255 pixel units (its "6" read as 6/255)
     epsilons = (8 / 255,)
     sweep = (0.0, 1 / 255, 2 / 255, 4 / 255, 6 / 255, 8 / 255)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import qbench
-from qbench import Defense, TrainingSchedule
+from qbench import Defense
 from qbench.contract.checkpoint import resumable_epochs
 from qbench.contract.training import bim_examples, make_optimizer, train
 
@@ -76,7 +76,7 @@ class AdversarialTraining(Defense):
         if c.refresh == "batch":
             return train(model, data, schedule, ctx, self.madry_loss(data.domain),
                          description="adversarial training (PGD per batch)")
-        one_epoch = TrainingSchedule(1, schedule.lr, schedule.batch_size, schedule.optimizer)
+        one_epoch = replace(schedule, epochs=1)  # lr decay and augmentation as the whole schedule's
         optimizer = make_optimizer(model, schedule)  # one optimiser, so Adam's moments carry across epochs
         with ctx.progress.task("adversarial training", total=schedule.epochs) as bar:
             for epoch in resumable_epochs(ctx, schedule.epochs, model=model, optimizer=optimizer):
@@ -90,7 +90,8 @@ class AdversarialTraining(Defense):
                     x_train=torch.cat([data.x_train, torch.cat(chunks)]),
                     y_train=torch.cat([data.y_train, data.y_train]),
                 )
-                train(model, augmented, one_epoch, ctx, optimizer=optimizer, description=f"epoch {epoch + 1}")
+                train(model, augmented, one_epoch, ctx, optimizer=optimizer, description=f"epoch {epoch + 1}",
+                      epoch_offset=epoch, total_epochs=schedule.epochs)
                 bar.advance()
         model.eval()
         return model

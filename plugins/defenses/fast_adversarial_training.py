@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import qbench
-from qbench import Defense, TrainingSchedule
+from qbench import Defense
 from qbench.contract.checkpoint import resumable_epochs
 from qbench.contract.training import bim_examples, make_optimizer, train
 
@@ -86,13 +86,14 @@ class FastAdversarialTraining(Defense):
             x_adv = bim_examples(m, x, y, c.epsilon, 1, c.step_fraction * c.epsilon, data.domain, random_start=True)
             return F.cross_entropy(m(x_adv), y)
 
-        one_epoch = TrainingSchedule(1, schedule.lr, schedule.batch_size, schedule.optimizer)
+        one_epoch = replace(schedule, epochs=1)  # lr decay and augmentation as the whole schedule's
         optimizer = make_optimizer(model, schedule)
         guard = _Best()
         stopped_at = 0
         for epoch in resumable_epochs(ctx, schedule.epochs, model=model, optimizer=optimizer, guard=guard):
             train(model, train_data, one_epoch, ctx, batch_loss, optimizer=optimizer,
-                  description=f"fast adversarial training, epoch {epoch + 1}")
+                  description=f"fast adversarial training, epoch {epoch + 1}", epoch_offset=epoch,
+                  total_epochs=schedule.epochs)
             accuracy = self.guard_accuracy(model, guard_x, guard_y, data.domain)
             if accuracy > guard.accuracy:
                 guard.accuracy, guard.weights = accuracy, copy.deepcopy(model.state_dict())

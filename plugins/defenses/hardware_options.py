@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from qbench import hardware
+from qbench.contract.config import added_later
 
 
 @dataclass(frozen=True)
@@ -17,10 +20,15 @@ class HardwareConfig:
     repeats: int = hardware.DEFAULT_REPEATS
     weights: bool = True
     activations: bool = True
+    #: training examples whose noisy forwards re-estimate the batch-norm statistics on the device (0: keep
+    #: the noiseless ones); a model without batch norm is unaffected (:mod:`qbench.hardware.batch_norm`)
+    batch_norm_examples: int = added_later(2560)
 
     def validate(self) -> None:
         if self.shots < 1 or self.grid < 3 or self.repeats < 2:
             raise ValueError("shots >= 1, grid >= 3 and repeats >= 2 are required")
+        if self.batch_norm_examples < 0:
+            raise ValueError("batch_norm_examples must be >= 0")
         hardware.canonical_backend_name(self.backend)
 
 
@@ -36,3 +44,20 @@ def characterisation(config: HardwareConfig, ctx, ks: tuple[int, ...] = ()) -> "
         return hardware.characterise(
             config.backend, grid=config.grid, shots=config.shots, repeats=config.repeats, ks=ks, cache_dir=cache
         )
+
+
+def deploy_mapped(model: torch.nn.Module, char: "hardware.Characterisation", config: HardwareConfig, data, ctx,
+                  crosstalk: "hardware.CrosstalkPlan | None" = None) -> "hardware.MappedModel":
+    """``model`` mapped onto the characterised backend, its batch norms (if any) recalibrated on the device.
+
+    The recalibration's examples (a seed-fixed subset of the training split) and its noise come from a
+    child of ``ctx``, so they are the same for every crosstalk level and draw nothing from ``ctx`` itself.
+    """
+    mapped = hardware.map_to_hardware(model, char, weights=config.weights, activations=config.activations,
+                                      crosstalk=crosstalk)
+    mapped.noiseless_model = model
+    if config.batch_norm_examples and hardware.batch_norm_layers(mapped):
+        child = ctx.child("batch-norm-recalibration")
+        order = torch.randperm(len(data.x_train), generator=child.generator)[: config.batch_norm_examples]
+        hardware.recalibrate_batch_norm(mapped, data.x_train[order], generator=child.generator)
+    return mapped

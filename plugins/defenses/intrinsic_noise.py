@@ -2,7 +2,8 @@
 
 Training is standard (shared with ``none``); at deployment every weight and every MAC result is encoded
 on a physical qubit of the backend and read back with the noise characterised on qiskit-aer (see
-:mod:`qbench.hardware`). The forward is random, so adaptive attacks use EOT through the mapping.
+:mod:`qbench.hardware`), and a model's batch-norm statistics, if it has any, are re-measured through that
+noise (:mod:`qbench.hardware.batch_norm`). The forward is random, so adaptive attacks use EOT through the mapping.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import qbench
-from qbench import Defense, hardware
-from qbench_plugins.defenses.hardware_options import HardwareConfig, characterisation
+from qbench import Defense
+from qbench_plugins.defenses.hardware_options import HardwareConfig, characterisation, deploy_mapped
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,7 @@ class IntrinsicNoise(Defense):
     Config = IntrinsicNoiseConfig
 
     def deploy(self, model, data, ctx):
-        c = self.config
-        mapped = hardware.map_to_hardware(model, characterisation(c, ctx), weights=c.weights, activations=c.activations)
-        mapped.noiseless_model = model
-        return mapped
+        return deploy_mapped(model, characterisation(self.config, ctx), self.config, data, ctx)
 
     def describe(self, model) -> dict:
         return {"backend": self.config.backend, "shots": self.config.shots}

@@ -24,7 +24,7 @@ from art.attacks.evasion import FastGradientMethod
 import qbench
 from qbench import Defense, hardware
 from qbench.contract.art_bridge import art_classifier, to_numpy_inputs
-from qbench_plugins.defenses.hardware_options import HardwareConfig, characterisation
+from qbench_plugins.defenses.hardware_options import HardwareConfig, characterisation, deploy_mapped
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ class QNAD(Defense):
 
         def mapped_at(level: float):
             plan = hardware.qnad_crosstalk(model, x_imp, y_imp, char, level, c.k, c.max_hops) if level > 0 else None
-            mapped = hardware.map_to_hardware(model, char, weights=c.weights, activations=c.activations, crosstalk=plan)
-            mapped.noiseless_model = model
-            return mapped, plan
+            return deploy_mapped(model, char, c, data, ctx, crosstalk=plan), plan
 
         curve = None
         level = c.level

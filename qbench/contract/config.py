@@ -123,9 +123,29 @@ def build_config(cls: type, values: Mapping[str, Any] | None, owner: str) -> Any
     return config
 
 
+#: the field metadata :func:`added_later` sets
+ADDED_LATER = "qbench.added_later"
+
+
+def added_later(default: Any) -> Any:
+    """A config field added to a plugin after results of it were stored: the field enters the config's dict
+    (and so every key) only when it is set to something other than ``default``.
+
+    Adding an ordinary field changes the dict of every configuration, so every stored result's key, even
+    where the new option changes nothing. Use this only where ``default`` computes what the plugin computed
+    before the field existed (or the results it changes are invalidated otherwise); else bump the plugin's
+    ``version``.
+    """
+    return dataclasses.field(default=default, metadata={ADDED_LATER: True})
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config dataclass (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    """A JSON-ready dict of a config dataclass (tuples become lists), without :func:`added_later` fields
+    that hold their defaults."""
+    omitted = {f.name for f in dataclasses.fields(config)
+               if f.metadata.get(ADDED_LATER) and getattr(config, f.name) == f.default}
+    full = dataclasses.asdict(config)
+    return json.loads(json.dumps({k: v for k, v in full.items() if k not in omitted}))
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, str]:

@@ -15,12 +15,35 @@ from qbench.contract.domain import Domain
 
 @dataclass(frozen=True)
 class TrainingSchedule:
-    """How a model is trained on a dataset by default (the paper protocol); ``--epochs`` etc. override."""
+    """How a model is trained on a dataset by default (the paper protocol); ``--epochs`` etc. override.
+
+    ``lr_decay``: ``constant``, or ``cosine`` (annealed to 0 over all the steps, Loshchilov & Hutter 2017).
+    ``augment``: ``none``, or ``crop-flip`` (every training batch: a random crop of the 4-pixel zero-padded
+    image and a horizontal flip with probability 1/2, He et al. 2016's CIFAR recipe).
+    """
 
     epochs: int = 100
     lr: float = 0.005
     batch_size: int = 64
     optimizer: str = "adam"
+    lr_decay: str = "constant"
+    augment: str = "none"
+
+    #: the fields every stored training's key has; later ones enter a key only when they differ from their
+    #: defaults, so adding a schedule option never changes the key of a training stored before it
+    KEYED_ALWAYS = ("epochs", "lr", "batch_size", "optimizer")
+
+    def __post_init__(self) -> None:
+        if self.lr_decay not in ("constant", "cosine"):
+            raise ValueError(f"lr_decay must be 'constant' or 'cosine', not {self.lr_decay!r}")
+        if self.augment not in ("none", "crop-flip"):
+            raise ValueError(f"augment must be 'none' or 'crop-flip', not {self.augment!r}")
+
+    def key_dict(self) -> dict:
+        """The schedule as it enters a training's key and an entry's protocol (see ``KEYED_ALWAYS``)."""
+        defaults = TrainingSchedule.__dataclass_fields__
+        return {name: getattr(self, name) for name in defaults
+                if name in self.KEYED_ALWAYS or getattr(self, name) != defaults[name].default}
 
 
 @dataclass

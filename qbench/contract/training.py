@@ -7,11 +7,13 @@ training cost is comparable across defenses.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 
+from qbench.contract.augmentation import crop_flip
 from qbench.contract.checkpoint import resumable_epochs
 from qbench.errors import ConfigError
 
@@ -32,9 +34,17 @@ def make_optimizer(model: torch.nn.Module, schedule: "TrainingSchedule") -> torc
     params = [p for p in model.parameters() if p.requires_grad]
     if schedule.optimizer == "adam":
         return torch.optim.Adam(params, lr=schedule.lr)
-    if schedule.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=schedule.lr, momentum=0.9, weight_decay=5e-4)
-    raise ConfigError(f"unknown optimizer {schedule.optimizer!r} (adam, sgd)")
+    if schedule.optimizer in ("sgd", "sgd-nesterov"):
+        return torch.optim.SGD(params, lr=schedule.lr, momentum=0.9, weight_decay=5e-4,
+                               nesterov=schedule.optimizer == "sgd-nesterov")
+    raise ConfigError(f"unknown optimizer {schedule.optimizer!r} (adam, sgd, sgd-nesterov)")
+
+
+def scheduled_lr(schedule: "TrainingSchedule", progress: float) -> float:
+    """The learning rate once ``progress`` (a fraction in [0, 1]) of the schedule's epochs are done."""
+    if schedule.lr_decay == "cosine":
+        return schedule.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return schedule.lr
 
 
 def train(
@@ -45,11 +55,16 @@ def train(
     batch_loss: BatchLoss = cross_entropy,
     description: str = "training",
     optimizer: torch.optim.Optimizer | None = None,
+    epoch_offset: int = 0,
+    total_epochs: int | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``data.x_train`` for ``schedule.epochs`` epochs of shuffled mini-batches.
 
-    Shuffling uses ``ctx.generator`` only, so the same seed gives the same weights. Pass ``optimizer`` to
-    continue with an existing optimiser (its state carries over), e.g. when the data changes per epoch.
+    Shuffling (and the schedule's augmentation) uses ``ctx.generator`` only, so the same seed gives the same
+    weights. Pass ``optimizer`` to continue with an existing optimiser (its state carries over), e.g. when
+    the data changes per epoch; a defense that calls this one epoch at a time passes ``epoch_offset`` (the
+    epochs done) and ``total_epochs`` (its whole schedule's), so that a decaying learning rate follows the
+    whole schedule rather than restarting every epoch.
     Under a runner the epochs are checkpointed (``ctx.checkpoint``, :mod:`qbench.contract.checkpoint`): a
     stopped training resumes after its last saved epoch with the weights an uninterrupted run would reach.
     """
@@ -57,6 +72,7 @@ def train(
     x, y = data.x_train, data.y_train
     n = x.shape[0]
     batches_per_epoch = (n + schedule.batch_size - 1) // schedule.batch_size
+    total = total_epochs or schedule.epochs
     model.train()
     with ctx.progress.task(description, total=schedule.epochs * batches_per_epoch) as bar:
         done = 0
@@ -64,10 +80,17 @@ def train(
             bar.advance((epoch - done) * batches_per_epoch)  # epochs a resumed checkpoint had done
             done = epoch + 1
             order = torch.randperm(n, generator=ctx.generator, device=ctx.generator.device)
-            for start in range(0, n, schedule.batch_size):
+            for batch, start in enumerate(range(0, n, schedule.batch_size)):
                 idx = order[start : start + schedule.batch_size]
+                xb = x[idx]
+                if schedule.augment == "crop-flip":
+                    xb = crop_flip(xb, ctx.generator)
+                if schedule.lr_decay != "constant":
+                    lr = scheduled_lr(schedule, (epoch_offset + epoch + batch / batches_per_epoch) / total)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(model, x[idx], y[idx], epoch)
+                loss = batch_loss(model, xb, y[idx], epoch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
                 loss.backward()

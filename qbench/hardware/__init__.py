@@ -19,6 +19,7 @@ from qbench.hardware.backends import (
     DEFAULT_BACKEND, Topology, backend_names, backend_topology, calibration_fingerprint, canonical_backend_name,
     load_backend,
 )
+from qbench.hardware.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from qbench.hardware.cache import JsonCache, cache_key
 from qbench.hardware.characterisation import (
     DEFAULT_GRID, DEFAULT_KS, DEFAULT_REPEATS, DEFAULT_SHOTS, Characterisation, characterise, encoding_circuit,
@@ -31,6 +32,7 @@ from qbench.hardware.noisy_mac import MappedLayer, MappedModel, ReadoutNoise, ma
 __all__ = [
     "DEFAULT_BACKEND", "Topology", "backend_names", "backend_topology", "calibration_fingerprint",
     "canonical_backend_name", "load_backend",
+    "batch_norm_layers", "recalibrate_batch_norm",
     "JsonCache", "cache_key",
     "DEFAULT_GRID", "DEFAULT_KS", "DEFAULT_REPEATS", "DEFAULT_SHOTS", "Characterisation", "characterise",
     "encoding_circuit", "make_grid", "transpile_for",

@@ -273,12 +273,14 @@ class MappedLayer(torch.nn.Module):
     stochastic = True
 
     def __init__(self, layer: torch.nn.Module, noise: ReadoutNoise, weight_rows: torch.Tensor | None,
-                 activations: bool, source: _RandomSource, activation_scale: str = "example") -> None:
+                 activations: bool, source: _RandomSource, activation_scale: str = "example",
+                 weight_scale: str = "layer") -> None:
         super().__init__()
         self.layer = layer
         self.noise = noise
         self.activations = activations
         self.activation_scale = activation_scale
+        self.weight_scale = weight_scale
         self._source = source
         if weight_rows is not None:
             self.register_buffer("weight_rows", weight_rows)
@@ -301,7 +303,11 @@ class MappedLayer(torch.nn.Module):
         weight = self.layer.weight
         if self.weight_rows is None:
             return weight
-        scale = weight.abs().max().clamp_min(_TINY)
+        if self.weight_scale == "channel":
+            # per output channel: a filter of small weights is no longer read against the layer's largest
+            scale = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True).clamp_min(_TINY)
+        else:
+            scale = weight.abs().max().clamp_min(_TINY)
         return scale * self.noise(weight / scale, self.weight_rows, self._source.generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,7 +332,7 @@ class MappedLayer(torch.nn.Module):
     def extra_repr(self) -> str:
         """Which values go through the read-back (shown when the module is printed)."""
         return (f"weights={self.weight_rows is not None}, activations={self.activations}, "
-                f"activation_scale={self.activation_scale}")
+                f"activation_scale={self.activation_scale}, weight_scale={self.weight_scale}")
 
 
 class MappedModel(torch.nn.Module):
@@ -369,6 +375,7 @@ def map_to_hardware(
     crosstalk: "CrosstalkPlan | None" = None,
     generator: torch.Generator | None = None,
     activation_scale: str = "example",
+    weight_scale: str = "layer",
 ) -> MappedModel:
     """A copy of ``model`` executed "on the backend" of ``characterisation`` (see the module docstring).
 
@@ -377,11 +384,15 @@ def map_to_hardware(
     ``(qubit, neighbour, k)`` instead of the intrinsic ones. ``generator``: where the noise comes from.
     ``activation_scale``: what an activation is scaled by before its read-back, ``example`` (the largest
     |value| of the example's whole layer output, the module docstring's mapping) or ``channel`` (of its
-    channel, for convolution outputs; dense layers keep the example's). ``model`` itself is left
+    channel, for convolution outputs; dense layers keep the example's). ``weight_scale``: what a weight is
+    scaled by, ``layer`` (the layer's largest |weight|, the module docstring's mapping) or ``channel`` (its
+    output channel's, i.e. its filter's or its output unit's). ``model`` itself is left
     unchanged. The result has ``stochastic = True``.
     """
     if activation_scale not in ("example", "channel"):
         raise UsageError(f"activation_scale must be 'example' or 'channel', not {activation_scale!r}")
+    if weight_scale not in ("layer", "channel"):
+        raise UsageError(f"weight_scale must be 'layer' or 'channel', not {weight_scale!r}")
     copied = copy.deepcopy(model)
     layers = mapped_layers(copied)
     if not layers:
@@ -405,7 +416,7 @@ def map_to_hardware(
                     for q, m in zip(qubits.tolist(), crosstalk.neighbours[name].tolist())
                 ], dtype=torch.long)
             rows = rows.reshape(layer.weight.shape)
-        wrapped = MappedLayer(layer, noise, rows, activations, source, activation_scale)
+        wrapped = MappedLayer(layer, noise, rows, activations, source, activation_scale, weight_scale)
         if not name:  # the model is itself a single Conv/Linear layer
             copied = wrapped
             continue

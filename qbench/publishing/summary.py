@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -146,7 +145,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "defense": component_ref(plan.defense),
         "seeds": [s.seed for s in result.seeds],
         "n_test": n,
-        "schedule": dataclasses.asdict(plan.schedule),
+        "schedule": plan.schedule.key_dict(),
         "protocol": {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "n_test": plan.n_test,
                      "quantum_device": plan.quantum_device, "shots": plan.shots,
                      "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION,

@@ -8,7 +8,6 @@ none of them imports another to learn what a plan is.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +98,7 @@ class Plan:
             "dataset": component_ref(self.dataset),
             "model": component_ref(self.model),
             "defense": {"standard_training": True} if self.defense.standard_training else component_ref(self.defense),
-            "schedule": dataclasses.asdict(self.schedule),
+            "schedule": self.schedule.key_dict(),
             "quantum_device": self.quantum_device,
             "seed": seed,
             **self.device_key(),

@@ -8,6 +8,7 @@ epsilon, which thereby enters the training's cache key).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable
 
 from qbench.contract.dataset import TrainingSchedule
@@ -47,7 +48,7 @@ def make_plan(
     sweep = [registry.create("attack", n, o, track) for n, o in sweep_attacks]
     schedule = schedule or type(created_dataset).training
     if epochs:
-        schedule = TrainingSchedule(epochs, schedule.lr, schedule.batch_size, schedule.optimizer)
+        schedule = replace(schedule, epochs=epochs)
     return Plan(
         track=track, dataset=created_dataset, model=created_model,
         defense=created_defense.at_threat(max(epsilons)) if epsilons else created_defense,

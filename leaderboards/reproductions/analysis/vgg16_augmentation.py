@@ -26,25 +26,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from qbench import hardware  # noqa: E402
+from qbench.contract.augmentation import crop_flip as augment  # noqa: E402
 from qbench.contract.training import train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vgg16_mapping import accuracy, board_parser, board_vgg16, nairobi  # noqa: E402
-
-
-def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """A random crop of each zero-padded image and a random horizontal flip (one draw per image)."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=generator.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=generator.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (n, w)
-    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-                 rows[:, None, :, None], cols[:, None, None, :]]
-    flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
-    return torch.where(flip[:, None, None, None], out.flip(3), out)
+from vgg16_mapping import accuracy, board_parser, board_vgg16, mapped_accuracy, nairobi  # noqa: E402
 
 
 def main() -> None:
@@ -68,9 +54,7 @@ def main() -> None:
     print(f"{len(x)} test images, {data.n_classes} classes (chance {1 / data.n_classes:.1%})")
     print(f"noiseless: {accuracy(model, x, y, 1):.1%} (without augmentation: 13.4%, vgg16_mapping.txt)")
     char = nairobi(args.cache_dir)
-    mapped = hardware.map_to_hardware(model, char, generator=torch.Generator().manual_seed(1), weights=True,
-                                      activations=True, activation_scale="example")
-    print(f"weights + activations, per-example scale (today): {accuracy(mapped, x, y, args.draws):.1%} "
+    print(f"weights + activations, per-example scale (today): {mapped_accuracy(model, char, x, y, args.draws):.1%} "
           "(without augmentation: 3.1%)", flush=True)
 
 

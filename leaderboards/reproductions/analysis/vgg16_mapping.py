@@ -3,7 +3,8 @@
 The suspected cause (issue 20): every convolution's output is scaled by the example's largest |value| over
 the whole layer before its read-back, so the read-back's spread (~0.03) and bias (up to 0.12) are relative to
 the largest activation and swamp the many small ones, compounding over 13 convolutions. This script trains
-the board's VGG16 (width 0.25, the dataset's 30 epochs of Adam; or loads ``--weights``) and measures the
+the board's VGG16 (width 0.25, the dataset's schedule, which was 30 epochs of Adam when
+``vgg16_mapping.txt`` was made; or loads ``--weights``) and measures the
 clean accuracy of the noiseless model and of the mapping onto ibm_nairobi's characterised read-back with
 one part switched at a time:
 
@@ -56,6 +57,44 @@ def board_vgg16(data_dir: Path):
     return dataset, data, ctx, registry.create("model", "vgg16", {}, "mapped-dnn").build(data, ctx)
 
 
+def trained_board_vgg16(data_dir: Path, weights: Path | None):
+    """The board's VGG16 for seed 0, loaded from ``weights`` if that file exists, else trained under the
+    dataset's schedule (and saved there when ``weights`` is given); ``(data, model)``, in evaluation mode."""
+    dataset, data, ctx, model = board_vgg16(data_dir)
+    if weights is not None and weights.exists():
+        load_model(model, str(weights))
+        print(f"loaded {weights}")
+    else:
+        schedule = type(dataset).training
+        start = time.perf_counter()
+        train(model, data, schedule, ctx)
+        print(f"trained VGG16 under the dataset's schedule ({schedule}) in {time.perf_counter() - start:.0f} s")
+        if weights is not None:
+            save_model(model, str(weights))
+    return data, model.eval()
+
+
+def board_model(doc: str):
+    """Parse a script's options (``board_parser`` plus ``--weights``), get the trained board VGG16 and print
+    its noiseless accuracy: ``(args, data, model, x_test, y_test)``."""
+    parser = board_parser(doc.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None, help="trained weights to load, or where to save them")
+    args = parser.parse_args()
+    data, model = trained_board_vgg16(args.data_dir, args.weights)
+    x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
+    print(f"{len(x)} test images, {data.n_classes} classes (chance {1 / data.n_classes:.1%})")
+    print(f"noiseless: {accuracy(model, x, y, 1):.1%}")
+    return args, data, model, x, y
+
+
+def mapped_accuracy(model, char, x, y, draws: int) -> float:
+    """Clean accuracy of qbench's mapping before 2026-12-07 (weights and activations, per-example scale,
+    noiseless batch-norm statistics), a mean over ``draws`` draws from a generator seeded 1."""
+    mapped = hardware.map_to_hardware(model, char, generator=torch.Generator().manual_seed(1), weights=True,
+                                      activations=True, activation_scale="example")
+    return accuracy(mapped, x, y, draws)
+
+
 def board_parser(description: str) -> argparse.ArgumentParser:
     """The options both VGG16 scripts take: the data, the test images, the noise draws, the cache."""
     parser = argparse.ArgumentParser(description=description)
@@ -73,23 +112,7 @@ def nairobi(cache_dir: Path | None):
 
 
 def main() -> None:
-    parser = board_parser(__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None, help="trained weights to load, or where to save them")
-    args = parser.parse_args()
-    dataset, data, ctx, model = board_vgg16(args.data_dir)
-    if args.weights is not None and args.weights.exists():
-        load_model(model, str(args.weights))
-        print(f"loaded {args.weights}")
-    else:
-        start = time.perf_counter()
-        train(model, data, type(dataset).training, ctx)
-        print(f"trained VGG16 ({type(dataset).training.epochs} epochs) in {time.perf_counter() - start:.0f} s")
-        if args.weights is not None:
-            save_model(model, str(args.weights))
-    model.eval()
-    x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
-    print(f"{len(x)} test images, {data.n_classes} classes (chance {1 / data.n_classes:.1%})")
-    print(f"noiseless: {accuracy(model, x, y, 1):.1%}")
+    args, data, model, x, y = board_model(__doc__)
     char = nairobi(args.cache_dir)
     variants = [
         ("weights + activations, per-example scale (today)", dict(weights=True, activations=True, activation_scale="example")),
