@@ -454,7 +454,7 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
         if args.published is not None:
             moved = import_store(args.published, store)
             log(f"read {moved.cells_added} cells and {moved.trainings_added} trainings from {args.published}"
-                + (f" ({moved.checkpoints_added} checkpoints of trainings under way)" if moved.checkpoints_added else ""))
+                + (f" ({moved.checkpoints_added} checkpoints of trainings and cells under way)" if moved.checkpoints_added else ""))
         if args.action == "run":
             _preflight(store, jobs, executor.workers)
         try:
@@ -463,7 +463,7 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console, err: Console) -> int
             if args.published is not None and args.action == "run":
                 moved = export_store(store, args.published)
                 log(f"added {moved.cells_added} cells, {moved.trainings_added} trainings to {args.published}"
-                    + (f" ({moved.checkpoints_added} checkpoints of trainings under way)" if moved.checkpoints_added else ""))
+                    + (f" ({moved.checkpoints_added} checkpoints of trainings and cells under way)" if moved.checkpoints_added else ""))
     if args.action == "build":
         leaderboard.render(args.out)
     return status

@@ -79,8 +79,10 @@ class Checkpoint:
     """
 
     def __init__(self, path: Path, key: str, every_s: float = 0.0, meta: dict | None = None,
-                 context: Context | None = None) -> None:
+                 context: Context | None = None, subject: str = "training") -> None:
         self.path = Path(path)
+        #: what the file checkpoints ("training", "cell"), for the warnings
+        self.subject = subject
         self.key = key
         self.every_s = every_s
         self.meta = dict(meta or {})
@@ -115,10 +117,10 @@ class Checkpoint:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated or foreign file: restart rather than fail the training
-            self._warn(f"unreadable ({type(exc).__name__}), ignored: the training starts over")
+            self._warn(f"unreadable ({type(exc).__name__}), ignored: the {self.subject} starts over")
             return None
         if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != self.key:
-            self._warn("not a checkpoint of this training (format or key), ignored: the training starts over")
+            self._warn(f"not a checkpoint of this {self.subject} (format or key), ignored: the {self.subject} starts over")
             return None
         if state.get("torch") != str(torch.__version__):
             # another torch need not reproduce the same floats: do not splice two builds' runs
@@ -128,7 +130,7 @@ class Checkpoint:
 
     def discard(self, reason: str) -> None:
         """Forget the checkpoint read at the start (it could not be restored): the training starts over."""
-        self._warn(f"{reason}: the training starts over")
+        self._warn(f"{reason}: the {self.subject} starts over")
         self.loaded_at, self._state, self.resumed_seconds, self.saved_meta = None, None, 0.0, {}
 
     @property
@@ -156,8 +158,8 @@ class Checkpoint:
                 torch.load(io.BytesIO(buffer.getvalue()), map_location="cpu", weights_only=True)
             except Exception as exc:
                 self._disabled = True
-                self._warn(f"the training's state cannot be loaded back safely ({str(exc).splitlines()[-1][:200]}); "
-                           "this training is not checkpointed")
+                self._warn(f"the {self.subject}'s state cannot be loaded back safely ({str(exc).splitlines()[-1][:200]}); "
+                           f"this {self.subject} is not checkpointed")
                 return False
             self._verified = True
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -226,7 +228,9 @@ def _contexts(ctx: Context, ckpt: Checkpoint) -> list[Any]:
     return [ctx] if ckpt.context is None or ckpt.context is ctx else [ctx, ckpt.context]
 
 
-def _rng_state(contexts: list[Any]) -> dict[str, Any]:
+def rng_state(contexts: list[Any]) -> dict[str, Any]:
+    """Every RNG a computation may draw from: the contexts' torch and numpy generators, the global torch,
+    numpy and python RNGs (and CUDA's once in use), in a form ``torch.load(weights_only=True)`` reads back."""
     state = {
         "generators": [c.generator.get_state() for c in contexts],
         "numpy_ctx": [_plain(c.rng.bit_generator.state) for c in contexts],
@@ -239,7 +243,8 @@ def _rng_state(contexts: list[Any]) -> dict[str, Any]:
     return state
 
 
-def _restore_rng(contexts: list[Any], state: dict[str, Any]) -> None:
+def restore_rng(contexts: list[Any], state: dict[str, Any]) -> None:
+    """Put back the RNGs :func:`rng_state` captured, into ``contexts`` (the same number, in the same order)."""
     if "generator" in state:  # the first layout (2026-12-02, be4b6b1-1afd588): the loop's context only
         state = {**state, "generators": [state["generator"]], "numpy_ctx": [state["numpy_ctx"]]}
     if len(state["generators"]) != len(contexts):
@@ -279,7 +284,7 @@ def resumable_epochs(ctx: Context, epochs: int, **stateful: Stateful) -> Iterato
             yield epoch
         finally:
             ckpt._depth -= 1
-        ckpt.save(loop, epoch + 1, {n: o.state_dict() for n, o in stateful.items()}, _rng_state(contexts),
+        ckpt.save(loop, epoch + 1, {n: o.state_dict() for n, o in stateful.items()}, rng_state(contexts),
                   force=epoch + 1 == epochs)
 
 
@@ -292,15 +297,15 @@ def _restore(ckpt: Checkpoint, contexts: list[Any], stateful: dict[str, Stateful
         ckpt.discard(f"it holds {sorted(saved['states'])}, the loop names {sorted(stateful)}")
         return 0
     before = {name: copy.deepcopy(obj.state_dict()) for name, obj in stateful.items()}
-    rng_before = _rng_state(contexts)
+    rng_before = rng_state(contexts)
     try:
         for name, obj in stateful.items():
             obj.load_state_dict(saved["states"][name])
-        _restore_rng(contexts, saved["rng"])
+        restore_rng(contexts, saved["rng"])
     except Exception as exc:  # put back what was loaded before the failure, then start over
         for name, obj in stateful.items():
             obj.load_state_dict(before[name])
-        _restore_rng(contexts, rng_before)
+        restore_rng(contexts, rng_before)
         ckpt.discard(f"could not be restored ({type(exc).__name__}: {exc})")
         return 0
     return int(saved["epoch"])

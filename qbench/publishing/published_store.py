@@ -11,10 +11,10 @@ Layout (one folder per board, ``<root>/<track>/<board>/``):
 - ``cells.jsonl`` — one JSON object per cell (key, spec, status, accuracy, the commit that computed it,
   and ``bits``: the packed per-draw correctness, base64), sorted by key;
 - ``weights/<training key>.safetensors`` — the trained weights;
-- ``checkpoints/<training key>.pt`` — the last checkpoint of a training still under way
-  (:mod:`qbench.contract.checkpoint`), so a training longer than a session resumes on another machine; the
-  only files here that are replaced (by a checkpoint further along) and removed (once the training is
-  published).
+- ``checkpoints/<key>.pt`` — the last checkpoint of a training, or of an attack cell, still under way
+  (:mod:`qbench.contract.checkpoint`, :mod:`qbench.running.cell_checkpoint`), so a training or a cell
+  longer than a session resumes on another machine; the only files here that are replaced (by a checkpoint
+  further along) and removed (once the training or cell is published).
 
 Why this layout, not the SQLite file itself: a SQLite file is one binary blob to git (every commit of a
 growing grid stores it whole again, and a diff says nothing); JSON lines sorted by key make every new cell
@@ -55,7 +55,7 @@ class TransferReport:
     disagreements: list[str] = field(default_factory=list)
     #: trainings whose weights are missing on the source side
     missing_weights: list[str] = field(default_factory=list)
-    #: checkpoints of trainings under way copied (new, or further along than the target's)
+    #: checkpoints of trainings and cells under way copied (new, or further along than the target's)
     checkpoints_added: int = 0
     #: checkpoints removed from the target because their training is now published or stored
     checkpoints_removed: int = 0
@@ -207,14 +207,19 @@ def _export_checkpoints(store: Store, root: Path, report: TransferReport) -> Non
         except (KeyError, TypeError, AttributeError):
             continue  # a spec without its track/dataset/model: nothing to place it by
         folder = root / track / board
-        if meta["key"] in read_jsonl(folder / TRAININGS):
+        if meta["key"] in _finished(folder):
             continue
         target = folder / CHECKPOINTS / path.name
         if further_along(path, target):
             _copy_atomic(path, target)
             report.checkpoints_added += 1
     for folder in board_dirs(root) if root.exists() else ():
-        _drop_finished(folder, set(read_jsonl(folder / TRAININGS)), report)
+        _drop_finished(folder, _finished(folder), report)
+
+
+def _finished(folder: Path) -> set[str]:
+    """The keys of the trainings and cells a board folder publishes (their checkpoints are no longer needed)."""
+    return set(read_jsonl(folder / TRAININGS)) | set(read_jsonl(folder / CELLS))
 
 
 def _drop_finished(folder: Path, finished: set[str], report: TransferReport) -> None:
@@ -245,7 +250,7 @@ def import_store(root: Path, store: Store) -> TransferReport:
                                                   row["info"], row.get("qbench_version", "")))
                 report.trainings_added += 1
         for path in sorted((folder / CHECKPOINTS).glob("*.pt")):
-            if store.get_training(path.stem) is not None:
+            if store.get_training(path.stem) is not None or _stored_cell(store, path.stem):
                 continue
             target = checkpoint_path(store.artifacts, path.stem)
             if further_along(path, target):  # (one of another torch is never imported: it would be set aside)
@@ -260,6 +265,12 @@ def import_store(root: Path, store: Store) -> TransferReport:
             elif stored.status == "ok" and (stored.accuracy, _pack(stored.correct)) != (cell.accuracy, _pack(cell.correct)):
                 report.disagreements.append(row["key"])
     return report
+
+
+def _stored_cell(store: Store, key: str) -> bool:
+    """Whether ``store`` holds cell ``key`` computed (not failed): a checkpoint of it is no longer needed."""
+    cell = store.get_cell(key)
+    return cell is not None and cell.status != "failed"
 
 
 def published_cells(root: Path) -> dict[str, CellRecord]:

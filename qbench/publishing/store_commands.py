@@ -120,8 +120,8 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(f"{args.action}: {report.cells_added} cells, {report.trainings_added} trainings, "
                   f"{report.weights_added} weights files added", markup=False, highlight=False)
         if report.checkpoints_added or report.checkpoints_removed:
-            out.print(f"  checkpoints of trainings under way: {report.checkpoints_added} copied, "
-                      f"{report.checkpoints_removed} removed (training done)", markup=False, highlight=False,
+            out.print(f"  checkpoints of trainings and cells under way: {report.checkpoints_added} copied, "
+                      f"{report.checkpoints_removed} removed (done)", markup=False, highlight=False,
                       soft_wrap=True)
         for key in report.disagreements:
             out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
@@ -146,7 +146,7 @@ def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
                 f"{r.source} -> {target}: {r.trainings_added} trainings, {r.cells_added} cells, "
                 f"{r.cache_files_added} cache files added; {r.cells_kept} cells already there"
                 + (f"; {len(r.missing_weights)} trainings skipped (weights missing)" if r.missing_weights else "")
-                + (f"; {r.checkpoints_added} checkpoints of trainings under way" if r.checkpoints_added else ""),
+                + (f"; {r.checkpoints_added} checkpoints of trainings and cells under way" if r.checkpoints_added else ""),
                 markup=False, highlight=False,
             )
     disagreeing = [(r.source, key) for r in reports for key in r.disagreements]

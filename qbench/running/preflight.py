@@ -215,6 +215,8 @@ class Item:
     resumes_after: int = 0
     #: seconds per epoch the checkpointed part of a resuming training took (0: none)
     checkpoint_epoch_seconds: float = 0.0
+    #: the part of a cell's attack still to run (below 1 where it resumes from a checkpoint)
+    remaining: float = 1.0
 
 
 @dataclass
@@ -246,6 +248,17 @@ def _training_defense(plan: "Plan") -> str:
     return "standard" if plan.defense.standard_training else plan.defense.name
 
 
+def _cell_remaining(store: "Store", key: str) -> float:
+    """The part of cell ``key``'s attack its checkpoint leaves to run (1: none, or one this torch cannot use)."""
+    meta = read_meta(checkpoint_path(store.artifacts, key))
+    if meta is None or meta["key"] != key or meta["torch"] != str(torch.__version__) or not meta["meta"].get("cell"):
+        return 1.0
+    n, batch = meta["meta"].get("n_examples"), meta["meta"].get("batch_size")
+    if not isinstance(n, int) or not isinstance(batch, int) or n <= 0:
+        return 1.0
+    return max(0.0, 1.0 - min(meta["epoch"] * batch, n) / n)
+
+
 def missing_work(store: "Store", jobs: Iterable[tuple["Plan", "DataSplit"]]) -> Work:
     """What the runner would compute for ``jobs`` (plan, its dataset's split) against ``store``."""
     work = Work()
@@ -267,7 +280,8 @@ def missing_work(store: "Store", jobs: Iterable[tuple["Plan", "DataSplit"]]) -> 
                     work.stored_cells += 1
                     continue
                 needed = True
-                work.cells.append(Item("cell", *names, plan.defense.name, label, n, **extra))
+                work.cells.append(Item("cell", *names, plan.defense.name, label, n, remaining=_cell_remaining(store, key),
+                                       **extra))
             if needed and train_key not in seen_trainings:
                 seen_trainings.add(train_key)
                 if store.get_training(train_key) is None:
@@ -380,11 +394,12 @@ def estimate(store: "Store", work: Work) -> Estimate:
         times = cell_times.get((item.dataset, item.model, item.defense, item.label))
         if times:
             same = [s for s, n in times if n == item.units]
-            est.seconds += statistics.median(same) if same else statistics.median(s / n for s, n in times) * item.units
+            seconds = statistics.median(same) if same else statistics.median(s / n for s, n in times) * item.units
             est.from_store += 1
         else:
-            est.seconds += _default_cell(item, est)
+            seconds = _default_cell(item, est)
             est.from_defaults += 1
+        est.seconds += seconds * item.remaining
     return est
 
 
@@ -411,7 +426,11 @@ def describe(work: Work, est: Estimate, workers: int = 1) -> list[str]:
     resumed = [t.resumes_after for t in work.trainings if t.resumes_after]
     if resumed:
         trainings += f" ({len(resumed)} resuming from checkpoints, after epoch {', '.join(map(str, resumed))})"
-    what = f"qbench: to compute: {trainings} and {_count(len(work.cells), 'cell')} ({stored})"
+    cells = _count(len(work.cells), "cell")
+    resuming = sum(1 for c in work.cells if c.remaining < 1)
+    if resuming:
+        cells += f" ({resuming} resuming from checkpoints)"
+    what = f"qbench: to compute: {trainings} and {cells} ({stored})"
     if est.from_store and est.from_defaults:
         source = f"the store's timings for {est.from_store} items, qbench's defaults for {est.from_defaults}"
     elif est.from_store:

@@ -240,6 +240,8 @@ class Runner:
                         if record.status == "failed" and record.n == 0:
                             record.n = len(owners[record.key][0].data.y_test)
                         self.store.put_cell(record)
+                        if record.status != "failed":  # a failed cell keeps its batches for the retry
+                            checkpoint_path(self.workspace.artifacts, record.key).unlink(missing_ok=True)
                         records[record.key] = record
                         for job in owners[record.key]:
                             job.computed += 1

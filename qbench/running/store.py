@@ -23,7 +23,7 @@ import numpy as np
 from qbench.errors import StoreError
 
 SCHEMA_VERSION = 1
-#: the artifact subfolder of the checkpoints of trainings under way
+#: the artifact subfolder of the checkpoints of trainings and cells under way
 CHECKPOINTS = "checkpoints"
 MARKER = "qbench-result-store"
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -30,7 +30,7 @@ class MergeReport:
     cells_added: int = 0
     cells_kept: int = 0
     cache_files_added: int = 0
-    #: checkpoints of trainings under way that the destination lacks (or has behind them)
+    #: checkpoints of trainings and cells under way that the destination lacks (or has behind them)
     checkpoints_added: int = 0
     #: trainings whose weights file is missing from the source (their cells are still merged)
     missing_weights: list[str] = field(default_factory=list)
@@ -92,7 +92,9 @@ def merge_store(source: Path, destination: Store) -> MergeReport:
         raise
     for path in checkpoints:
         target = checkpoint_path(destination.artifacts, path.stem)
-        if destination.get_training(path.stem) is None and further_along(path, target):
+        stored_cell = destination.get_cell(path.stem)
+        finished = destination.get_training(path.stem) is not None or (stored_cell is not None and stored_cell.status != "failed")
+        if not finished and further_along(path, target):
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.merge.tmp")
             shutil.copyfile(path, tmp)

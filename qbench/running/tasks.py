@@ -39,6 +39,7 @@ from qbench.contract.defense import Defense
 from qbench.errors import QBenchError
 from qbench.hashing import config_hash
 from qbench.contract.model import is_stochastic
+from qbench.running.cell_checkpoint import CellProgress
 from qbench.running.plan import Plan
 from qbench.contract.progress import Reporter
 from qbench.contract.readout import has_quantum_readout
@@ -281,6 +282,8 @@ class CellTask(_Task):
     #: all stored, the examples to attack (or why the cell cannot run)
     gates: list[str] = dataclasses.field(default_factory=list)
     survivors: Survivors | str | None = None
+    #: the attack's batches saved and resumed (set when the attack starts; None for a clean cell)
+    progress: CellProgress | None = None
 
     def failed(self, reason: str, n: int, seconds: float = 0.0, trace: str = "") -> CellRecord:
         """This cell as a failed record with ``reason``."""
@@ -392,6 +395,10 @@ class CellTask(_Task):
         if attack is not None and isinstance(self.survivors, Survivors):
             bits[~self.survivors.mask] = self.survivors.inherited[~self.survivors.mask]
         draws = bits.shape[1] // 2
+        progress = self.progress
+        resumed = progress.info() if progress is not None else None
+        if resumed:
+            info["resumed"] = resumed
         info.update({
             "stochastic": is_stochastic(model),
             "draws_per_set": draws,
@@ -403,7 +410,7 @@ class CellTask(_Task):
             **base, status="ok",
             # examples right in every draw of set B (the strict number), and the mean over all draws
             n_correct=int(bits[:, draws:].all(axis=1).sum()), accuracy=float(bits.mean()) if len(y) else 0.0,
-            correct=bits, info=info, seconds=time.perf_counter() - start,
+            correct=bits, info=info, seconds=time.perf_counter() - start + (progress.resumed_seconds if progress else 0.0),
         )
 
     def evaluation_stochastic(self, model: torch.nn.Module) -> bool:
@@ -425,16 +432,24 @@ class CellTask(_Task):
         data: DataSplit, ctx: Context,
     ) -> torch.Tensor:
         plan = self.plan
-        parts = []
+        batch = plan.eval_batch_size
+        # a cell longer than a session resumes after its last saved batch (qbench.running.cell_checkpoint)
+        self.progress = progress = CellProgress(
+            checkpoint_path(self.workspace.artifacts, self.key), self.key, len(x), batch,
+            meta={"spec": self.plan.training_spec(self.seed), "seed": self.seed, "platform": platform_id()},
+        )
+        parts = [p.to(device=x.device, dtype=x.dtype) for p in progress.resume(ctx)]
         with ctx.progress.task(f"{attack.name} eps={epsilon:g}", total=len(x)) as bar:
-            for i in range(0, len(x), plan.eval_batch_size):
-                xb, yb = x[i : i + plan.eval_batch_size], y[i : i + plan.eval_batch_size]
+            bar.advance(sum(len(p) for p in parts))
+            for i in range(len(parts) * batch, len(x), batch):
+                xb, yb = x[i : i + batch], y[i : i + batch]
                 # the parameters are frozen here: a circuit's layers can be one cached unitary (exact)
                 with blame("attack", attack.name, "generate"), reusing_unitaries(model):
                     adv = attack.generate(model, xb.clone(), yb.clone(), epsilon, ctx)
                     adv = torch.as_tensor(adv, dtype=xb.dtype, device=xb.device).detach()
                 parts.append(check_adversarial(attack.name, xb, adv, epsilon, data))
                 bar.advance(len(xb))
+                progress.save(parts, ctx)
         return torch.cat(parts) if parts else x.clone()
 
 
