@@ -201,3 +201,12 @@ def test_the_published_store_carries_a_cell_checkpoint_to_another_machine_and_dr
     with Store.open(tmp_path / "d.sqlite") as d:
         assert export_store(d, published).checkpoints_removed == 1
     assert not placed.exists()
+
+
+def test_a_cell_faster_than_the_interval_writes_no_checkpoint(registry, tmp_path, monkeypatch, uninterrupted):
+    monkeypatch.setenv("QBENCH_CHECKPOINT_SECONDS", "300")
+    saved = kill_after_saves(monkeypatch, 1)  # would stop the run at its first written checkpoint
+    with Store.open(tmp_path / "s.sqlite") as store:
+        Runner(store).run(plan(registry))
+        assert bits(store) == uninterrupted
+    assert saved == []

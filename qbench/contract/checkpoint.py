@@ -142,6 +142,10 @@ class Checkpoint:
         """Training seconds so far, the saved run's included."""
         return self.resumed_seconds + time.perf_counter() - self._started
 
+    def due(self) -> bool:
+        """Whether a save now would be written (the interval since the last one has passed)."""
+        return not self._disabled and time.perf_counter() - self._last_save >= self.every_s
+
     def save(self, loop: int, epoch: int, states: dict[str, dict], rng: dict[str, Any], force: bool = False) -> bool:
         """Write the checkpoint at (``loop``, ``epoch`` done) unless one further along was read, or too soon."""
         if self._disabled or (self.loaded_at is not None and (loop, epoch) <= self.loaded_at):

@@ -83,8 +83,8 @@ class CellProgress:
 
     def save(self, parts: list[torch.Tensor], ctx: Context) -> bool:
         """Save the points of the batches done (``parts``) and the RNGs now, unless the last save is too recent."""
-        if not parts or len(parts) >= self.n_batches:
-            return False  # nothing yet, or the cell is about to be stored anyway
+        if not parts or len(parts) >= self.n_batches or not self.checkpoint.due():
+            return False  # nothing yet, the cell is about to be stored anyway, or the last save is recent
         points = torch.cat(parts).detach().cpu()
         return self.checkpoint.save(1, len(parts), {POINTS: {POINTS: points}}, rng_state([ctx]))
 
