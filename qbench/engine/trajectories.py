@@ -103,6 +103,10 @@ def draw_paulis(
     return (u >= cum).sum(dim=1)
 
 
+#: switch for A/B comparisons (benchmarks/row_slices.py): the by-mask table rows copied whole (index_select)
+ROW_COPIES = True
+
+
 def pauli_gathers(plan: Plan, kind: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-row gather indices and phases of sampled Paulis ``kind`` (P, rows) (:func:`draw_paulis`).
 
@@ -124,12 +128,17 @@ def pauli_gathers(plan: Plan, kind: torch.Tensor) -> tuple[torch.Tensor, torch.T
     by_mask = _by_mask_tables(plan)
     if by_mask is not None:  # every row's index and phase copied whole from a table row
         flip_index, sign_phase, flip_phase = by_mask
-        g = torch.arange(n_gathers).unsqueeze(1)
-        index = flip_index[g, xmask.squeeze(2)]
-        phase = sign_phase[ny & 3, zmask.squeeze(2)]
-        if flip_phase is not None:
-            phase = phase * flip_phase[g, xmask.squeeze(2)]
-        return index, phase
+        if not ROW_COPIES:  # advanced indexing, as until 2026-12-07 (benchmarks/row_slices.py compares)
+            g = torch.arange(n_gathers).unsqueeze(1)
+            index = flip_index[g, xmask.squeeze(2)]
+            phase = sign_phase[ny & 3, zmask.squeeze(2)]
+            if flip_phase is not None:
+                phase = phase * flip_phase[g, xmask.squeeze(2)]
+            return index, phase
+        # The same rows as the indexing above, made one gather at a time when the program reaches it:
+        # all G at once were two (G, rows, 2**n) tensors of ~50 MB each, every page of them faulted in
+        # afresh (glibc maps allocations above 32 MB anew each time), half of a trajectory forward.
+        return _TableRows(flip_index, sign_phase, flip_phase, xmask.squeeze(2), zmask.squeeze(2), ny & 3).pair()
     arange = t["arange"]
     pre = arange ^ xmask  # (G, rows, N)
     size = (n_gathers, rows, arange.shape[0])
@@ -138,6 +147,49 @@ def pauli_gathers(plan: Plan, kind: torch.Tensor) -> tuple[torch.Tensor, torch.T
     if "phase" in t:  # static phases (e.g. CZ) of the permutation preceding the Paulis
         phase = phase * torch.gather(t["phase"].unsqueeze(1).expand(size), 2, pre)
     return index, phase
+
+
+class _TableRows:
+    """Gather ``g``'s per-row index and phase (rows, 2**n), copied from the by-mask tables when asked for.
+
+    ``pair()`` gives the ``(index, phase)`` the program reads as ``index[g]``, ``phase[g]``; each lookup
+    makes the rows of that gather only, with the lookups and the product of the full tensors, row for row.
+    """
+
+    def __init__(self, flip_index, sign_phase, flip_phase, xmask, zmask, ny) -> None:
+        self.flip_index, self.sign_phase, self.flip_phase = flip_index, sign_phase, flip_phase
+        self.xmask, self.zmask, self.ny = xmask, zmask, ny
+        self.n_pos = flip_index.shape[-1]
+
+    def index(self, g: int) -> torch.Tensor:
+        return self.flip_index[g].index_select(0, self.xmask[g])
+
+    def phase(self, g: int) -> torch.Tensor:
+        rows = self.ny[g] * self.sign_phase.shape[1] + self.zmask[g]
+        phase = self.sign_phase.reshape(-1, self.n_pos).index_select(0, rows)
+        if self.flip_phase is not None:
+            phase = phase * self.flip_phase[g].index_select(0, self.xmask[g])
+        return phase
+
+    def pair(self) -> tuple["_Lookup", "_Lookup"]:
+        return _Lookup(self.index, len(self.xmask)), _Lookup(self.phase, len(self.xmask))
+
+
+class _Lookup:
+    """A sequence whose item ``g`` is made when read (one gather's rows of :class:`_TableRows`)."""
+
+    def __init__(self, make, n: int) -> None:
+        self._make, self._n = make, n
+
+    def __getitem__(self, g: int) -> torch.Tensor:
+        return self._make(g)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def dense(self) -> torch.Tensor:
+        """Every gather's rows stacked: the (G, rows, 2**n) tensor this stands for."""
+        return torch.stack([self._make(g) for g in range(self._n)])
 
 
 def _pauli_phases(ny: torch.Tensor, zmask: torch.Tensor, n: int, cdtype: torch.dtype) -> torch.Tensor:

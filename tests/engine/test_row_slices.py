@@ -145,5 +145,33 @@ def test_pauli_gathers_from_the_mask_tables_equal_the_per_entry_computation(cz, 
     finally:
         for key in ("flip_index", "sign_phase", "flip_phase"):
             plan.dyn_tables.pop(key, None)  # the cached plan builds its tables again in the next test
+    assert all(hasattr(t, "dense") for t in tabled)  # made one gather at a time (trajectories._TableRows)
+    tabled = tuple(t.dense() for t in tabled)
     assert torch.equal(tabled[0], computed[0]) and torch.equal(tabled[1], computed[1])
     assert (kind == 2).any() and not torch.equal(computed[1], torch.ones_like(computed[1]))
+
+
+@pytest.mark.parametrize("cz", [True, False])
+def test_table_rows_made_per_gather_give_the_states_and_gradients_of_the_whole_tables_bit_for_bit(cz, monkeypatch):
+    """Each gather's rows copied from the by-mask tables when the program reaches it (ROW_COPIES) change no
+    bit of a trajectory run against the (G, rows, 2**n) tensors of advanced indexing: the probabilities of a
+    no-grad forward, and the input and weight gradients through the hand-written backward."""
+    from qbench.engine import trajectories
+
+    def run(row_copies: bool):
+        monkeypatch.setattr(trajectories, "ROW_COPIES", row_copies)
+        build, weights, inputs = _circuit(10, 5, 3, 40, torch.float32, "pauli", cz=cz)
+        weights, inputs = weights.detach().requires_grad_(True), inputs.detach().requires_grad_(True)
+        with torch.no_grad():
+            plain = execute(build(weights, inputs), 5, [0, 1], method="trajectories", n_trajectories=4,
+                            generator=torch.Generator().manual_seed(3)).probs
+        probs = execute(build(weights, inputs), 5, [0, 1], method="trajectories", n_trajectories=4,
+                        generator=torch.Generator().manual_seed(3)).probs
+        weighting = torch.linspace(-1, 1, probs.numel()).view_as(probs)
+        grads = torch.autograd.grad((probs * weighting).sum(), [weights, inputs])
+        return plain, probs.detach(), grads
+
+    copies, indexed = run(True), run(False)
+    assert torch.equal(copies[0], indexed[0]) and torch.equal(copies[1], indexed[1])
+    assert all(torch.equal(a, b) for a, b in zip(copies[2], indexed[2]))
+    assert copies[2][0].abs().sum() > 0 and copies[2][1].abs().sum() > 0
