@@ -107,7 +107,10 @@ def accuracy(model, x, y, repeats=1):
 
 
 def attacked(name, model, data, eps=EPS, seed=0, n_eot=4, **options):
+    # ART's random starts draw from numpy's global RNG: seeded too, or the numbers depend on the tests
+    # that ran before in the same worker
     torch.manual_seed(seed)
+    np.random.seed(seed)
     adv = make(name, **options).generate(model, data.x_test.clone(), data.y_test.clone(), eps, context(data, seed=seed, n_eot=n_eot))
     assert adv.shape == data.x_test.shape and data.domain.contains(adv)
     assert float((adv - data.x_test).abs().max()) <= eps + 1e-6
