@@ -26,7 +26,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -75,17 +74,13 @@ def main() -> int:
         print(json.dumps(measure(Path(store), args.data_dir, model_name, row_copies == "1", args.calls, args.examples)))
         return 0
 
-    from qbench.publishing.published_store import import_store
-    from qbench.running.store import Store
+    from stored_training import published_copy  # this folder is on the path (run as a script)
 
     print(f"1 torch thread, {args.examples} examples x 10 trajectories, {args.calls} forwards per process, "
           f"{args.rounds} fresh processes per mode (median)\n")
     print("| model | all gathers at once (s) | one gather at a time (s) | ratio | same outputs |")
     print("| --- | ---: | ---: | ---: | --- |")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "published.sqlite"
-        with Store.open(path) as store:
-            import_store(args.published, store)
+    with published_copy(args.published) as path:
         for model_name in ("qnn", "qcnn"):
             runs: dict[str, list[dict]] = {"0": [], "1": []}
             for _ in range(args.rounds):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,9 +37,7 @@ import torch
 
 import qbench.engine.row_slices as row_slices
 import qbench.engine.trajectories as trajectories
-from qbench.publishing.published_store import import_store
-from qbench.running.store import Store
-from stored_training import load_stored_training  # this folder is on the path (run as a script)
+from stored_training import load_stored_training, published_copy  # this folder is on the path (run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,10 +95,7 @@ def main() -> int:
           f"(median); slices of about {row_slices.TARGET_BYTES // 2**20} MiB of state\n")
     print("| case | before (s) | slices (s) | tables (s) | today (s) | today vs tables | today vs before | same numbers |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "published.sqlite"
-        with Store.open(path) as store:
-            import_store(args.published, store)
+    with published_copy(args.published) as path:
         for name, compute in _cases(path, args.data_dir, args.examples):
             times: dict[str, list[float]] = {mode: [] for mode in modes}
             same = True

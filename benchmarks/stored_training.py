@@ -7,10 +7,12 @@ weights into a freshly built, defense-prepared module. Run as scripts, this fold
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,7 @@ from safetensors.torch import load_model
 
 from qbench.contract.context import Context
 from qbench.hashing import config_hash
+from qbench.publishing.published_store import import_store
 from qbench.registry import load_registry
 from qbench.running.runner import Plan
 from qbench.running.store import Store
@@ -68,3 +71,13 @@ def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: 
         (g,) = torch.autograd.grad(loss, xi)
         total += g
     return total / n
+
+
+@contextlib.contextmanager
+def published_copy(published: Path) -> Iterator[Path]:
+    """A scratch SQLite store holding everything in the published store ``published``, removed on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "published.sqlite"
+        with Store.open(path) as store:
+            import_store(published, store)
+        yield path
