@@ -125,6 +125,7 @@ def _plan(args: argparse.Namespace, registry: Registry, defense_name: str, defen
         n_eot=args.n_eot, n_repeat=args.n_repeat, n_test=args.n_test or defaults.n_test,
         quantum_device=args.quantum_device, shots=readout_shots(args.shots, defaults.shots),
         cascade_gates=defaults.cascade_gates, torch_device=torch_device_name(args.torch_device),
+        attack_only_above_chance=True,
     )
     _check_device(args.quantum_device, track)
     return plan
@@ -291,7 +292,8 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
         cells = []
         for s in summaries:
             r = s["attacks"][i]
-            cell = _fmt(r["robust"]) if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}"
+            cell = (_fmt(r["robust"]) if r["status"] == "ok" else "not run (clean at chance)" if r["status"] == "not-run"
+                    else f"{r['status']}: {r.get('reason', '')}")
             if r["status"] == "ok" and r.get("cascaded") and r.get("attacked") is not None:
                 cell += f" (on {r['attacked']:.0%})"
             cells.append(cell)
@@ -300,9 +302,11 @@ def _print_evaluation(out: Console, summaries: list[dict]) -> None:
             label += " †"
             staged = True
         table.add_row(escape(label), *[escape(c) for c in cells])
-    for i, row in enumerate(first["worst_case"]):
-        table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]", *[_fmt(s["worst_case"][i]["robust"]) for s in summaries])
-    for i, row in enumerate(first["worst_case"]):
+    measured = next((s for s in summaries if s["worst_case"]), first)  # an entry at chance has no worst case
+    for i, row in enumerate(measured["worst_case"]):
+        table.add_row(f"[bold]worst case ε={row['epsilon']:g}[/bold]",
+                      *[_fmt(s["worst_case"][i]["robust"]) if s["worst_case"] else "—" for s in summaries])
+    for i, row in enumerate(measured["worst_case"]):
         cells = []
         for s in summaries:
             improvements = s.get("relative_improvement") or []

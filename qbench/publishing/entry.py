@@ -73,19 +73,22 @@ def build_entry(
     ``registered`` is the defense's registration (``Registered.to_dict()``) for plugin provenance;
     ``cells`` the stored cells behind the summary (key, seed, kind, attack, epsilon, status, accuracy).
     """
-    def at(rows: list[dict], eps: float) -> dict:
-        for row in rows:
+    def at(of: dict[str, Any], eps: float, field: str = "robust") -> dict | None:
+        if of.get("unmeasured"):
+            return None  # at chance: no attack ran, so there is no worst case
+        for row in of["worst_case"]:
             if row["epsilon"] == eps:
-                return row["robust"]
+                return row[field]
         raise UsageError(f"the summary has no worst case at the ranking epsilon {eps:g}")
 
-    robust = at(summary["worst_case"], epsilon)
-    strict = next(w["strict"] for w in summary["worst_case"] if w["epsilon"] == epsilon)
+    robust = at(summary, epsilon)
+    strict = at(summary, epsilon, "strict")
     base = None
     improvement = None
     if undefended is not None:
-        base = {"clean": undefended["clean"], "robust": at(undefended["worst_case"], epsilon)}
-        improvement = relative_improvement(robust["mean"], base["robust"]["mean"])
+        base = {"clean": undefended["clean"], "robust": at(undefended, epsilon)}
+        if robust is not None and base["robust"] is not None:
+            improvement = relative_improvement(robust["mean"], base["robust"]["mean"])
     defense = dict(summary["defense"])
     defense.update(
         plugin=registered.get("plugin", ""), distribution=registered.get("distribution", ""),
@@ -135,4 +138,5 @@ def build_entry(
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "cells": cells,
+        **({"unmeasured": summary["unmeasured"]} if summary.get("unmeasured") else {}),
     }

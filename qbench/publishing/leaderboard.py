@@ -194,23 +194,28 @@ def build(
 
 
 def ranking_order(summaries: dict[str, dict[str, Any]], epsilon: float) -> list[str]:
-    """Defenses best first: reliable entries before unreliable ones, then by the worst case, then clean."""
+    """Defenses best first: reliable entries before unreliable ones, then by the worst case, then clean;
+    entries left unattacked at chance (no worst case) last."""
     def robust(d: str) -> float:
-        return next(w["robust"]["mean"] for w in summaries[d]["worst_case"] if w["epsilon"] == epsilon)
+        return next((w["robust"]["mean"] for w in summaries[d]["worst_case"] if w["epsilon"] == epsilon), -1.0)
 
-    return sorted(summaries, key=lambda d: (summaries[d]["flags"]["unreliable"], -robust(d),
-                                            -summaries[d]["clean"]["mean"], d))
+    return sorted(summaries, key=lambda d: (bool(summaries[d].get("unmeasured")), summaries[d]["flags"]["unreliable"],
+                                            -robust(d), -summaries[d]["clean"]["mean"], d))
 
 
 def assign_ranks(summaries: dict[str, dict[str, Any]], epsilon: float) -> None:
     """Set ``summary["rank"]`` of every defense of one board (scoring v2's shared ranks).
 
     Reliable entries are ranked first and apart: an ``unreliable`` entry is never ranked above a reliable
-    one, whatever its number. Within each group a defense shares the rank of the group above it unless
+    one, whatever its number. An entry whose model was found at chance and not attacked gets no rank ("-"). Within each group a defense shares the rank of the group above it unless
     the paired comparison (same seeds and examples, :func:`qbench.running.scoring.compare_paired`) with that
     group's best entry separates them at 95%.
     """
     order = ranking_order(summaries, epsilon)
+    for d in order:
+        if summaries[d].get("unmeasured"):  # nothing to rank it by: listed last, without a rank
+            summaries[d]["rank"] = {"label": "-", "group": "unmeasured", "compared_with": None, "comparison": None}
+    order = [d for d in order if not summaries[d].get("unmeasured")]
     values = {d: summaries[d]["per_example"][epsilon] for d in order}
     offset = 0
     for unreliable in (False, True):

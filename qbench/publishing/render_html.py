@@ -63,7 +63,8 @@ def robustness_plot(entries: list[dict[str, Any]], attack: str | None = None) ->
     ax.set_ylabel("robust accuracy (%)")
     ax.set_ylim(0, 100)
     if attack is None:
-        full = max(entries[0]["worst_case"], key=lambda w: len(w["attacks"]))["epsilon"]
+        measured = next(e for e in entries if e["worst_case"])  # one was drawn
+        full = max(measured["worst_case"], key=lambda w: len(w["attacks"]))["epsilon"]
         ax.set_title(f"worst case: whole suite at ε = {full:g}, curve attacks elsewhere", fontsize=9)
     else:
         ax.set_title(attack)
@@ -118,7 +119,8 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
     ranking = html_table(headers, rows, "ranking", bold=4)
     per_attack = "".join(
         f"<h3>{esc(e['defense']['name'])}</h3><p>Config: <code>{esc(str(e['defense']['config']))}</code></p>"
-        + html_table(*attack_rows(e))
+        + (f"<p>Not attacked: {esc(e['unmeasured'])}. Its entry holds the clean cells only.</p>" if e.get("unmeasured")
+           else html_table(*attack_rows(e)))
         for e in ranked(entries)
     )
     plots = [robustness_plot(entries)] + [robustness_plot(entries, a) for a in curve_attacks] + [crosstalk_plot(entries)]

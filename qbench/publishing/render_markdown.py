@@ -30,8 +30,10 @@ def is_v2(entry: dict[str, Any]) -> bool:
 
 
 def ranked(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Entries best first: reliable before unreliable, then by the worst case, then clean accuracy."""
-    return sorted(entries, key=lambda e: (bool(e["flags"]["unreliable"]), -e["robust"]["mean"], -e["clean"]["mean"],
+    """Entries best first: reliable before unreliable, then by the worst case, then clean accuracy; entries
+    left unattacked at chance (no robust number) last."""
+    return sorted(entries, key=lambda e: (bool(e.get("unmeasured")), bool(e["flags"]["unreliable"]),
+                                          -(e["robust"] or {"mean": -1.0})["mean"], -e["clean"]["mean"],
                                           e["defense"]["name"]))
 
 
@@ -148,7 +150,7 @@ def board_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
             e["defense"]["name"],
             pct(e["clean"]),
             pct(strict_clean(e), with_ci=False),
-            pct(e["robust"]),
+            pct(e["robust"]) if e["robust"] else "not attacked: clean at chance",
             pct(e.get("strict"), with_ci=False) if is_v2(e) else "—",
             pct(paper["robust"]) if paper else "—",
             "—" if e["relative_improvement_percent"] is None else f"{e['relative_improvement_percent']:+.0f}%",
@@ -239,7 +241,10 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
         varying = varying_deployment(e)
         if varying:
             lines += [f"Per seed ({', '.join(map(str, e['seeds']))}): {varying}.", ""]
-        lines += [attack_table(e), ""]
+        if e.get("unmeasured"):
+            lines += [f"Not attacked: {e['unmeasured']}. Its entry holds the clean cells only (docs/protocol.md).", ""]
+        else:
+            lines += [attack_table(e), ""]
     return "\n".join(lines)
 
 
@@ -259,7 +264,8 @@ def index_page(boards: dict[str, list[dict[str, Any]]], gaps: Sequence[Gap] = ()
         best = leaders(entries)
         if len(best) > 1:
             lines += [f"No single leader: {', '.join(e['defense']['name'] for e in best)} share rank 1.", ""]
-        rows = [[rank_label(e, i), e["defense"]["name"], pct(e["clean"], False), pct(e["robust"], False),
+        rows = [[rank_label(e, i), e["defense"]["name"], pct(e["clean"], False),
+                 pct(e["robust"], False) if e["robust"] else "not attacked (at chance)",
                  pct(e["paper_protocol"]["robust"], False) if e.get("paper_protocol") else "—",
                  "unreliable" if e["flags"]["unreliable"] else ""] for i, e in enumerate(ranked(entries)[:top], start=1)]
         lines += [tabulate(rows, headers=["#", "defense", "clean %", "robust %", "paper protocol %", "flags"],

@@ -73,7 +73,8 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "threat": attack.threat,
             "config": attack.config_dict(),
             "epsilon": epsilon,
-            "status": "ok" if complete else (cells[0].status if cells else "missing"),
+            "status": "ok" if complete else (cells[0].status if cells else
+                                             "not-run" if result.unmeasured else "missing"),
             "robust": estimate(_values(ok, expected_correct)).to_dict() if complete else None,
             "strict": estimate(_values(ok, strict_correct)).to_dict() if complete else None,
         }
@@ -91,11 +92,14 @@ def summarize(result: RunResult) -> dict[str, Any]:
         problems = [c.error for c in cells if c.status != "ok"]
         if problems:
             row["reason"] = problems[0]
+        elif result.unmeasured:
+            row["reason"] = result.unmeasured
         attacks.append(row)
     worst: list[dict[str, Any]] = []
     per_example: dict[float, list[np.ndarray]] = {}
     by_label = {attack_label(a): a for a, _ in plan.attack_cells()}
-    for epsilon in plan.all_epsilons():
+    # a model found at chance has no worst case: nothing attacked it (its clean cells are all there is)
+    for epsilon in [] if result.unmeasured else plan.all_epsilons():
         values, strict = [], []
         included: set[str] = set()
         selected: dict[str, int] = {}
@@ -175,6 +179,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "probe": probe,
         "gradient_check": gradient,
         "per_example": per_example,
+        **({"unmeasured": result.unmeasured} if result.unmeasured else {}),
     }
     kinds = {attack_label(a): {"threat": a.threat, "iterative": a.iterative, "name": a.name}
              for a, _ in plan.attack_cells()}

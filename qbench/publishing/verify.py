@@ -179,7 +179,9 @@ def recompute_board(
         boards=[entry["board"]], defenses=sorted(committed), seeds=list(entry["seeds"]), n_eot=protocol["n_eot"],
         n_repeat=protocol["n_repeat"], shots=protocol.get("shots") or EXACT, epochs=protocol["schedule"]["epochs"],
         n_test=protocol["n_test"],
-        sweep=len(entry["worst_case"]) > 1,  # the curve attacks' sweep adds worst cases at other epsilons
+        # the curve attacks' sweep adds attack rows (and worst cases) at other epsilons; the rows, since an
+        # entry left unattacked at chance lists its planned attacks but has no worst case
+        sweep=len({a["epsilon"] for a in entry["attacks"]}) > 1,
         carry_curves=bool(protocol.get("cascade_curves")),  # as the entry was computed
         cascade_rule=protocol.get("cascade_rule", "set-a"),
         cascade=bool(protocol.get("cascade_gates")),

@@ -37,6 +37,13 @@ def tolerance(p: float, n: int) -> float:
     return 2 * math.sqrt(max(p * (1 - p), 0.0) / n) + 1 / n
 
 
+def at_chance(clean: float, n_classes: int, n: int) -> bool:
+    """Whether a clean accuracy of ``clean`` over ``n`` examples is not above chance (1/K) beyond the
+    :func:`tolerance`: check 8's criterion, which the runner also uses to leave a guessing model unattacked."""
+    chance = 1 / max(n_classes, 1)
+    return clean <= chance + tolerance(chance, n)
+
+
 def _iterative_at_most(standalone: dict[tuple[str, float], float], attack_kinds: dict[str, dict[str, Any]],
                        epsilon: float, bound: float) -> bool:
     """Whether an iterative white-box (or adaptive) attack at ``epsilon`` leaves at most ``bound``."""
@@ -157,10 +164,12 @@ def run_checks(summary: dict[str, Any], attack_kinds: dict[str, dict[str, Any]])
     # because a stochastic defense can drown its own signal (depolarizing noise on 8 qubits under 50 shots)
     if clean is not None:
         chance = 1 / summary.get("n_classes", 2)
-        if clean["mean"] <= chance + tolerance(chance, n):
+        if at_chance(clean["mean"], summary.get("n_classes", 2), n):
+            consequence = ("the attack suite was not run on it" if summary.get("unmeasured")
+                           else "its robust accuracy measures guessing, not robustness")
             findings.append(Finding(
                 "clean-at-chance",
                 f"clean accuracy {clean['mean']:.1%} is not above chance ({chance:.0%}) beyond sampling error: "
-                "its robust accuracy measures guessing, not robustness",
+                + consequence,
             ))
     return findings

@@ -122,7 +122,7 @@ def board_plan(
         n_test=board.n_test, shots=readout_shots(shots, defaults.shots),
         cascade_gates=defaults.cascade_gates if cascade else (),
         cascade_curves=defaults.cascade_curves and sweep and carry_curves, cascade_rule=cascade_rule,
-        torch_device=torch_device,
+        torch_device=torch_device, attack_only_above_chance=True,
         sweep_attacks=[(n, o) for n, o in CURVE_ATTACKS[board.track] if n in installed] if sweep else [],
         sweep_epsilons=list(registry.get("dataset", board.dataset).sweep or defaults.sweep) if sweep else [],
     )

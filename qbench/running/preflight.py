@@ -30,6 +30,7 @@ import torch
 
 from qbench.contract.attack import attack_label
 from qbench.contract.checkpoint import read_meta
+from qbench.running.chance import chance_verdict
 from qbench.running.plan import seed_cells
 from qbench.running.store import checkpoint_path
 from qbench.contract.tracks import MAPPED_DNN, QNN
@@ -268,10 +269,13 @@ def missing_work(store: "Store", jobs: Iterable[tuple["Plan", "DataSplit"]]) -> 
         n = len(data.y_test) if plan.n_test is None else min(plan.n_test, len(data.y_test))
         names = (plan.track, plan.dataset.name, plan.model.name)
         extra = {"n_train": len(data.y_train), "scale": _depth(plan), "n_eot": plan.n_eot}
+        keys = {seed: plan_keys(plan, seed) for seed in plan.seeds}
+        # a board's model found at chance on its stored clean cells gets no attack cells (qbench.running.chance)
+        unattacked = chance_verdict(plan, data.n_classes, [store.get_cell(k[1][0][0]) for k in keys.values()]) is not None
         for seed in plan.seeds:
-            train_key, cells = plan_keys(plan, seed)
+            train_key, cells = keys[seed]
             needed = False
-            for key, _kind, label in cells:
+            for key, _kind, label in cells[:1] if unattacked else cells:
                 if key in seen_cells:
                     continue
                 seen_cells.add(key)

@@ -23,6 +23,7 @@ from qbench.contract.dataset import DataSplit, Dataset
 from qbench.errors import PluginError, QBenchError
 from qbench.running.executor import Executor, InProcessExecutor, Outcome
 from qbench.contract.progress import Reporter
+from qbench.running.chance import chance_verdict
 from qbench.running.scoring import CASCADE_RULE, Survivors, survivors
 from qbench.running.store import CellRecord, Store, TrainingRecord, checkpoint_path
 from qbench.running.provenance import git_commit
@@ -49,6 +50,9 @@ class RunResult:
     seeds: list[SeedRun]
     #: cells computed in this run (the rest came from the store)
     computed: int = 0
+    #: why the attack suite was not run (the clean accuracy is at chance; ``Plan.attack_only_above_chance``):
+    #: then every seed holds its clean cell only. None: the suite ran.
+    unmeasured: str | None = None
 
 
 class MissingCells(QBenchError):
@@ -65,6 +69,15 @@ class _Job:
     data: DataSplit
     seeds: list[SeedPlan]
     computed: int = 0
+    #: attack tasks waiting for every seed's clean cell (``Plan.attack_only_above_chance``)
+    held: list[CellTask] = field(default_factory=list)
+    #: whether the chance rule has been applied (always True for plans without it)
+    decided: bool = False
+    unmeasured: str | None = None
+
+    @property
+    def clean_keys(self) -> list[str]:
+        return [s.cells[0].key for s in self.seeds]
 
 
 class Runner:
@@ -156,6 +169,11 @@ class Runner:
         return seed_cells(plan, seed)
 
     def _read_only(self, job: _Job) -> RunResult | QBenchError:
+        reason = chance_verdict(job.plan, job.data.n_classes, [self.store.get_cell(k) for k in job.clean_keys])
+        if reason is not None:
+            runs = [SeedRun(s.seed, self.store.get_training(s.train_key), [self.store.get_cell(s.cells[0].key)])  # type: ignore[list-item]
+                    for s in job.seeds]
+            return RunResult(job.plan, job.data, runs, unmeasured=reason)
         runs = []
         for s in job.seeds:
             stored = [self.store.get_cell(c.key) for c in s.cells]
@@ -171,11 +189,11 @@ class Runner:
     def _result(self, job: _Job, records: dict[str, CellRecord]) -> RunResult | QBenchError:
         runs = []
         for s in job.seeds:
-            cells = [records[c.key] for c in s.cells]
+            cells = [records[c.key] for c in (s.cells[:1] if job.unmeasured else s.cells)]
             if cells[0].status == "failed":
                 return PlanFailed(f"{job.plan.defense.name} seed {s.seed}: {cells[0].error}")
             runs.append(SeedRun(s.seed, self.store.get_training(s.train_key), cells))
-        return RunResult(job.plan, job.data, runs, job.computed)
+        return RunResult(job.plan, job.data, runs, job.computed, unmeasured=job.unmeasured)
 
     # the coordinator ---------------------------------------------------------------------------------
     def _compute(self, jobs: list[_Job]) -> dict[str, CellRecord]:
@@ -201,8 +219,38 @@ class Runner:
             else:
                 blocked.append(task)
 
+        held_by: dict[str, _Job] = {}  # attack cell key -> the job whose chance rule holds it back
+        dropped: list[CellTask] = []  # attack tasks of a job found at chance, not to be computed
+
+        def submit(task: CellTask) -> None:
+            """``release`` ``task`` unless its job still waits for every seed's clean cell."""
+            job = held_by.get(task.key)
+            if job is not None and not job.decided:
+                job.held.append(task)
+            else:
+                release(task)
+
+        def decide(job: _Job) -> None:
+            """Apply the chance rule once every seed's clean cell has a record: drop or release the held tasks."""
+            if job.decided or not all(k in records for k in job.clean_keys):
+                return
+            job.decided = True
+            job.unmeasured = chance_verdict(job.plan, job.data.n_classes, [records[k] for k in job.clean_keys])
+            held, job.held = job.held, []
+            if job.unmeasured is None:
+                for task in held:
+                    release(task)
+                return
+            left = f" ({len(held)} attack cells not computed)" if held else ""
+            self.log(f"qbench: {job.plan.defense.name} on {job.plan.dataset.name}/{job.plan.model.name}: "
+                     f"{job.unmeasured}{left}")
+            for task in held:
+                tasks.pop(task.key, None)
+            dropped.extend(held)
+
         executor.preload(sorted({type(c).__module__ for job in jobs for c in _components(job.plan)}))
         for job in jobs:
+            job.decided = not job.plan.attack_only_above_chance
             for s in job.seeds:
                 missing = []
                 for cell in s.cells:
@@ -219,20 +267,25 @@ class Runner:
                 training = self.store.get_training(s.train_key)
                 cell_tasks = [self._cell_task(job, s, cell, training) for cell in missing]
                 tasks.update((t.key, t) for t in cell_tasks)
+                if not job.decided:
+                    held_by.update((t.key, job) for t in cell_tasks if t.key != s.cells[0].key)
                 if training is not None:
                     for task in cell_tasks:
-                        release(task)
+                        submit(task)
                     continue
                 if s.train_key not in waiting:
                     waiting[s.train_key] = []
                     executor.submit(("train", s.train_key), self._train_task(job, s))
                 waiting[s.train_key].extend(cell_tasks)
+        for job in jobs:  # a resumed run may find every clean cell stored already
+            decide(job)
+        dropped.clear()  # not yet counted in the progress bar's total
         with self.reporter.task(f"computing {len(tasks)} cells ({executor.kind})", total=len(tasks)) as bar:
             while executor.pending:
                 for outcome in executor.wait():
                     kind, key = outcome.token
                     if kind == "train":
-                        finished = self._training_done(outcome, waiting.pop(key), release)
+                        finished = self._training_done(outcome, waiting.pop(key), submit)
                     else:
                         finished = [self._cell_done(outcome, tasks[key])]
                     for record in finished:
@@ -245,6 +298,10 @@ class Runner:
                         records[record.key] = record
                         for job in owners[record.key]:
                             job.computed += 1
+                            decide(job)
+                        bar.advance()
+                    while dropped:
+                        dropped.pop()
                         bar.advance()
                     if finished and blocked:
                         ready = [t for t in blocked if all(g in records for g in t.gates)]
