@@ -8,6 +8,7 @@ the logits in noise (the model guesses) and the undefended model (far above chan
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 import fault_plugins
 import pytest
@@ -129,6 +130,21 @@ def test_a_model_above_chance_is_attacked_with_the_same_bits_as_without_the_rule
         assert result.unmeasured is None and [len(s.cells) for s in result.seeds] == [5, 5]
         assert summarize(result)["clean"]["mean"] > 0.9
     assert runs[True] == runs[False] and len(runs[True]) == 10
+
+
+def test_a_seed_above_chance_is_attacked_without_waiting_for_the_other_seeds(registry, tmp_path):
+    """Only a seed that guesses waits for the other seeds' clean cells: here seed 0 (trained and evaluated
+    earlier) is attacked before seed 1 is even trained, so no worker idles behind a long training."""
+    path = tmp_path / "s.sqlite"
+    with Store.open(path) as store:
+        Runner(store).run(dataclasses.replace(plan(registry, "none"), attacks=[], seeds=[0]))
+        result = Runner(store).run(plan(registry, "none"))
+    assert result.unmeasured is None
+    db = sqlite3.connect(path)
+    trained = dict(db.execute("SELECT seed, created FROM trainings").fetchall())
+    attacked = [created for (created,) in db.execute("SELECT created FROM cells WHERE seed = 0 AND kind = 'attack'")]
+    assert len(trained) == 2 and len(attacked) == 4
+    assert max(attacked) < trained[1]
 
 
 def test_a_small_test_set_cannot_tell_a_guessing_model_so_it_is_attacked(registry, tmp_path):

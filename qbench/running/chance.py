@@ -5,7 +5,8 @@ its robust accuracy measures the guessing (sanity check 8 flags such an entry wh
 On the 8-qubit MNIST boards the depolarizing channel leaves exactly such a model, and its EOT suite costs
 about 15 hours of a core per board (docs/cost.md): hours that could only ever print a flagged 50%. So a plan
 with ``attack_only_above_chance`` (every board's, and ``qbench evaluate``'s) decides from its seeds' clean
-cells, before any attack cell runs, whether to run the suite at all (docs/protocol.md).
+cells whether to run the suite at all (docs/protocol.md): the runner holds back the attack cells of a seed
+until its clean cell is in, and those of a seed that guesses until every seed's is.
 """
 
 from __future__ import annotations

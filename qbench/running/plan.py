@@ -70,9 +70,10 @@ class Plan:
     #: the torch device every task computes on (:mod:`qbench.running.torch_device`); only a device other
     #: than the CPU enters the keys, so every result computed before the option existed keeps its key
     torch_device: str = "cpu"
-    #: the boards' rule for a model that guesses (docs/protocol.md): the attack cells wait for every seed's
-    #: clean cell, and where the clean accuracy over the seeds is not above chance (sanity check 8) they are
-    #: not computed at all; the entry reports its clean accuracy and no robust number. Not part of any key.
+    #: the boards' rule for a model that guesses (:mod:`qbench.running.chance`, docs/protocol.md): a seed's
+    #: attack cells wait for its clean cell, and a guessing seed's for every seed's; where the clean accuracy
+    #: over the seeds is known to be at chance, they are not computed at all and the entry reports its clean
+    #: accuracy and no robust number. Not part of any key.
     attack_only_above_chance: bool = False
 
     def device_key(self) -> dict[str, Any]:

@@ -69,8 +69,8 @@ class _Job:
     data: DataSplit
     seeds: list[SeedPlan]
     computed: int = 0
-    #: attack tasks waiting for every seed's clean cell (``Plan.attack_only_above_chance``)
-    held: list[CellTask] = field(default_factory=list)
+    #: attack tasks held back by the chance rule (``Plan.attack_only_above_chance``), by their seed's clean key
+    held: dict[str, list[CellTask]] = field(default_factory=dict)
     #: whether the chance rule has been applied (always True for plans without it)
     decided: bool = False
     unmeasured: str | None = None
@@ -219,24 +219,40 @@ class Runner:
             else:
                 blocked.append(task)
 
-        held_by: dict[str, _Job] = {}  # attack cell key -> the job whose chance rule holds it back
+        # The chance rule: a seed's attack cells wait for its clean cell, and run at once unless that seed is
+        # known to guess on its own; those of a guessing seed wait for every seed's clean cell, and the
+        # verdict over all of them drops or releases them. So no worker idles while another seed trains,
+        # except behind a seed that guesses.
+        held_by: dict[str, tuple[_Job, str]] = {}  # attack cell key -> its job and its seed's clean key
         dropped: list[CellTask] = []  # attack tasks of a job found at chance, not to be computed
 
+        def guessing(job: _Job, clean_key: str) -> bool:
+            """Whether the seed of ``clean_key`` has no clean record yet or guesses on its own."""
+            record = records.get(clean_key)
+            return record is None or chance_verdict(job.plan, job.data.n_classes, [record]) is not None
+
         def submit(task: CellTask) -> None:
-            """``release`` ``task`` unless its job still waits for every seed's clean cell."""
-            job = held_by.get(task.key)
-            if job is not None and not job.decided:
-                job.held.append(task)
+            """``release`` ``task`` unless the chance rule still holds it back."""
+            job, clean_key = held_by.get(task.key, (None, ""))
+            if job is not None and not job.decided and guessing(job, clean_key):
+                job.held.setdefault(clean_key, []).append(task)
             else:
                 release(task)
 
-        def decide(job: _Job) -> None:
-            """Apply the chance rule once every seed's clean cell has a record: drop or release the held tasks."""
-            if job.decided or not all(k in records for k in job.clean_keys):
+        def decide(job: _Job, key: str) -> None:
+            """Release the held tasks of the seed whose clean cell ``key`` just came (unless it guesses); once
+            every seed's clean cell has a record, drop or release the rest by the verdict over all seeds."""
+            if job.decided:
+                return
+            if key in job.held and not guessing(job, key):
+                for task in job.held.pop(key):
+                    release(task)
+            if not all(k in records for k in job.clean_keys):
                 return
             job.decided = True
             job.unmeasured = chance_verdict(job.plan, job.data.n_classes, [records[k] for k in job.clean_keys])
-            held, job.held = job.held, []
+            held = [t for tasks_of_seed in job.held.values() for t in tasks_of_seed]
+            job.held = {}
             if job.unmeasured is None:
                 for task in held:
                     release(task)
@@ -268,7 +284,7 @@ class Runner:
                 cell_tasks = [self._cell_task(job, s, cell, training) for cell in missing]
                 tasks.update((t.key, t) for t in cell_tasks)
                 if not job.decided:
-                    held_by.update((t.key, job) for t in cell_tasks if t.key != s.cells[0].key)
+                    held_by.update((t.key, (job, s.cells[0].key)) for t in cell_tasks if t.key != s.cells[0].key)
                 if training is not None:
                     for task in cell_tasks:
                         submit(task)
@@ -278,7 +294,7 @@ class Runner:
                     executor.submit(("train", s.train_key), self._train_task(job, s))
                 waiting[s.train_key].extend(cell_tasks)
         for job in jobs:  # a resumed run may find every clean cell stored already
-            decide(job)
+            decide(job, "")
         dropped.clear()  # not yet counted in the progress bar's total
         with self.reporter.task(f"computing {len(tasks)} cells ({executor.kind})", total=len(tasks)) as bar:
             while executor.pending:
@@ -298,7 +314,7 @@ class Runner:
                         records[record.key] = record
                         for job in owners[record.key]:
                             job.computed += 1
-                            decide(job)
+                            decide(job, record.key)
                         bar.advance()
                     while dropped:
                         dropped.pop()
