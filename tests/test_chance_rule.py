@@ -200,3 +200,23 @@ def test_the_entry_has_no_robust_number_no_rank_and_says_why(registry, tmp_path)
     page = board_page("tiny", list(built.values()))
     assert "not attacked: clean at chance" in page and "Not attacked: clean accuracy" in page
     assert page.index("| 1 ") < page.index("| -   | chance_drowned")  # listed after the ranked entry
+
+
+def test_the_evaluate_table_says_not_run_beside_a_measured_model(registry, tmp_path):
+    """`qbench evaluate`'s table: the guessing model's attack rows say why, its worst case is a dash."""
+    from rich.console import Console
+
+    from qbench.commands import _print_evaluation
+
+    with Store.open(tmp_path / "s.sqlite") as store:
+        runner = Runner(store)
+        guessing = summarize(runner.run(plan(registry, "chance_drowned")))
+        measured = summarize(runner.run(plan(registry, "none")))
+    for order in ([guessing, measured], [measured, guessing]):
+        console = Console(record=True, width=300)
+        _print_evaluation(console, order)
+        text = console.export_text()
+        assert text.count("not run (clean at chance)") == 4
+        worst = [line for line in text.splitlines() if "worst case ε=0.3" in line]
+        assert len(worst) == 1 and "—" in worst[0] and "%" in worst[0]
+        assert "chance_drowned: UNRELIABLE" in text and "the attack suite was not run" in text
