@@ -569,10 +569,14 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"re-running cells sampled with --seed {report.sample_seed}", markup=False, highlight=False)
         for check in report.checks:
             out.print(check.describe(), markup=False, highlight=False, soft_wrap=True)
-        out.print(f"{args.entry}: {'verified' if report.ok else 'NOT verified'} "
-                  f"({sum(c.agrees for c in report.checks)}/{len(report.checks)} cells agree, "
-                  f"{report.identical} identical; largest difference "
-                  f"{100 * report.largest_difference:.1f} points)", markup=False, soft_wrap=True)
+        if report.checks:
+            detail = (f"{sum(c.agrees for c in report.checks)}/{len(report.checks)} cells agree, "
+                      f"{report.identical} identical; largest difference "
+                      f"{100 * report.largest_difference:.1f} points")
+        else:
+            detail = "recomputed from the published bits; no cell re-run"
+        out.print(f"{args.entry}: {'verified' if report.ok else 'NOT verified'} ({detail})",
+                  markup=False, soft_wrap=True)
     if not report.ok:
         first = report.mismatches[0] if report.mismatches else next(c for c in report.checks if not c.agrees).describe()
         print(f"qbench: error: {args.entry}: {first}", file=sys.stderr)

@@ -116,3 +116,12 @@ def test_the_cli_names_the_field_and_exits_1(board, tmp_path, cli):
     result = cli("verify", str(path), "--published", str(published), "--recompute-only")
     assert result.returncode == 1
     assert "robust.mean: entry 0.99" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_cli_says_no_cell_was_re_run_when_only_recomputing(board, tmp_path, cli):
+    entries, published = copy_board(board, tmp_path)
+    result = cli("verify", str(entries / "none.json"), "--published", str(published), "--recompute-only")
+    assert result.returncode == 0, result.stderr
+    assert "every number recomputed exactly" in result.stdout
+    assert "verified (recomputed from the published bits; no cell re-run)" in result.stdout
+    assert "0/0 cells" not in result.stdout
