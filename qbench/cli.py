@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     protocol.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds 0..N-1")
     protocol.add_argument("--epochs", type=_positive_int, help="override the training epochs (default: the dataset's)")
     protocol.add_argument("--n-test", type=_positive_int,
-                          help="evaluate on the first N test examples only (default: the track's: all on qnn, "
-                               "1000 on mapped-dnn)")
+                          help="evaluate on N test examples only: the first N, or N taken round-robin over the classes "
+                               "where the dataset stores its test split class by class (default: the track's: all "
+                               "on qnn, 1000 on mapped-dnn)")
     protocol.add_argument("--n-eot", type=_positive_int, default=20, help="EOT samples per gradient (stochastic models)")
     protocol.add_argument("--n-repeat", type=_positive_int, default=10,
                           help="evaluation draws per set of a stochastic prediction (scoring v2)")

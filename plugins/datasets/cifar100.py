@@ -4,7 +4,9 @@ Images are ``(N, 3, 32, 32)`` float32 in [0, 1]. With the official ``train.bin``
 the official one. When only the training subset ``cifar-100-subset/train_subset.bin`` exists, there are no
 test images at all: ``subset_test_per_class`` images of every class (default 20 of 100) are held out,
 seed-fixed, as the test set and the rest (80 per class) train; the notes of every result say so.
-``n_train`` / ``n_test`` then take seed-fixed stratified subsets. Schedule: 60 epochs of SGD (Nesterov momentum
+``n_train`` / ``n_test`` then take seed-fixed stratified subsets. The held-out images come class by class,
+so a run's first-``n_test`` cut would be a few classes only: the dataset declares ``test_split_by_class`` and
+runs take their ``n_test`` examples round-robin over the classes instead (docs/protocol.md). Schedule: 60 epochs of SGD (Nesterov momentum
 0.9, weight decay 5e-4), lr 0.05 annealed by a cosine, batch 128, random crops and flips (since 2026-12-07; until
 2026-12-07 it was 30 epochs of Adam at a constant lr 0.001 without augmentation, under which the board's
 VGG16 reached 13.4% on the 80-per-class subset against 25.0% under this one:
@@ -66,6 +68,9 @@ class Cifar100(Dataset):
     #: 8/255, and the QNAD paper's sweep in 0-255 pixel units (its "6" read as 6/255)
     epsilons = (8 / 255,)
     sweep = (0.0, 1 / 255, 2 / 255, 4 / 255, 6 / 255, 8 / 255)
+    #: the held-out images come class by class (sorted indices of a per-class hold-out): a plan's n_test of
+    #: them are taken round-robin over the classes, not the first n_test (which would be n_test/20 classes)
+    test_split_by_class = True
 
     def load(self, ctx) -> DataSplit:
         """Read the binary files from ``ctx.data_dir``, hold out a test set if needed, take the subsets."""

@@ -25,6 +25,10 @@ class Dataset(Component):
     #: the dataset's default evaluation epsilons and robustness-curve sweep (None: the track's)
     epsilons: ClassVar[tuple[float, ...] | None] = None
     sweep: ClassVar[tuple[float, ...] | None] = None
+    #: the test split may be stored class by class (every example of one class, then the next), so that its
+    #: first ``n_test`` examples would be a few classes only: a plan then takes ``n_test`` examples round-robin
+    #: over the classes (``Plan.test_selection = "class-interleaved"``) unless told otherwise
+    test_split_by_class: ClassVar[bool] = False
 
     def load(self, ctx: Context) -> DataSplit:
         """Return the train/test split."""

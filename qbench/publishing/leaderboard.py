@@ -39,6 +39,8 @@ class GridOptions:
     shots: int | None = None
     epochs: int | None = None
     n_test: int | None = None
+    #: the test selection (:attr:`qbench.running.plan.Plan.test_selection`; None: each board's own)
+    test_selection: str | None = None
     sweep: bool = True
     #: carry the curves up the epsilons where the track does (False: rebuild an entry whose protocol has
     #: no ``cascade_curves``, computed before it existed)
@@ -61,6 +63,8 @@ class GridOptions:
         for board in boards(track, self.boards):
             if self.epochs or self.n_test:
                 board = replace(board, epochs=self.epochs or board.epochs, n_test=self.n_test or board.n_test)
+            if self.test_selection is not None:
+                board = replace(board, test_selection=self.test_selection)
             switches = self.switches(track, board.name)
             yield board, [
                 board_plan(registry, board, d, self.seeds, self.n_eot, self.n_repeat, self.sweep, shots=self.shots,

@@ -57,7 +57,8 @@ def _plan_for(board_name: str, defense: str, seed: int, entries: Path):
     protocol = entry["protocol"]
     from dataclasses import replace
 
-    board = replace(board, epochs=protocol["schedule"]["epochs"], n_test=protocol["n_test"])
+    board = replace(board, epochs=protocol["schedule"]["epochs"], n_test=protocol["n_test"],
+                    test_selection=protocol.get("test_selection", "first"))
     registry = load_registry()
     plan = board_plan(registry, board, defense, [seed], protocol["n_eot"], protocol["n_repeat"], sweep=False,
                       shots=protocol.get("shots") or EXACT, torch_device=protocol.get("torch_device", "cpu"))
@@ -80,7 +81,7 @@ def load_trained(
         raise UsageError(f"the published store has no weights for {board}/{defense} seed {seed} "
                          f"({weights_dir / weights} is missing)")
     data_path = Path(data_dir) if data_dir is not None else None
-    data = evaluation_split(plan.dataset.load(Context(seed=0, data_dir=data_path)), plan.n_test)
+    data = evaluation_split(plan.dataset.load(Context(seed=0, data_dir=data_path)), plan.n_test, plan.test_selection)
     # the weights are found by the key of the device they were trained on; the model is deployed on the CPU
     # here (a user's own attacks; the entry's cells are what `qbench verify` re-runs on their device)
     plan = dataclasses.replace(plan, torch_device="cpu")

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from qbench.publishing.coverage import Gap  # noqa: E402
 from qbench.publishing.render_markdown import (  # noqa: E402
     accuracy_legend, attack_rows, board_rows, gap_line, leaders, pct, ranked, ranking_sentence, scoring_note, seeds_text,
+    test_examples_text,
 )
 
 STYLE = """
@@ -132,7 +133,7 @@ def board_html(board: str, entries: list[dict[str, Any]], curve_attacks: list[st
 <p><a href="index.html">all boards</a></p>
 <h1>{esc(first['track'])} · {esc(board)}</h1>
 <p>Dataset <code>{esc(first['dataset']['name'])}</code>, model <code>{esc(first['model']['name'])}</code>,
-{seeds_text(first['seeds'])}, the first {first['n_test']} test examples,
+{seeds_text(first['seeds'])}, {esc(test_examples_text(first))},
 EOT-{first['protocol']['n_eot']} on stochastic models, ranking epsilon {first['epsilon']:.4g}.
 {accuracy_legend(first['seeds'])} {esc(first['provenance'].get('data_notes', ''))}</p>
 <p>{esc(ranking_sentence(first))}</p>

@@ -214,6 +214,14 @@ def seeds_text(seeds: list[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
 
 
+def test_examples_text(entry: dict[str, Any]) -> str:
+    """``the first 200 test examples``, or the class-interleaved selection's wording."""
+    if entry["protocol"].get("test_selection") == "class-interleaved":
+        return (f"{entry['n_test']} test examples taken round-robin over the classes (the split interleaved "
+                f"by class, then its first {entry['n_test']})")
+    return f"the first {entry['n_test']} test examples"
+
+
 def accuracy_legend(seeds: list[int]) -> str:
     """How the accuracies of a board are printed (one seed has no spread to show)."""
     return "Accuracies in percent: " + ("mean ± std over seeds [95% CI]." if len(seeds) > 1 else "[95% CI].")
@@ -227,7 +235,7 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
         f"# {first['track']} · {board}",
         "",
         f"Dataset `{first['dataset']['name']}` {first['dataset']['config']}, model `{first['model']['name']}` "
-        f"{first['model']['config']}; {seeds_text(first['seeds'])}; the first {first['n_test']} test examples; "
+        f"{first['model']['config']}; {seeds_text(first['seeds'])}; {test_examples_text(first)}; "
         f"EOT-{first['protocol']['n_eot']} on stochastic models; ranking epsilon {first['epsilon']:.4g}. "
         + accuracy_legend(first["seeds"]),
     ]

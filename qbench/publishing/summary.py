@@ -151,6 +151,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "n_test": n,
         "schedule": plan.schedule.key_dict(),
         "protocol": {"n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "n_test": plan.n_test,
+                     **plan.selection_key(),
                      "quantum_device": plan.quantum_device, "shots": plan.shots,
                      "draws_per_set": int(clean_cells[0].correct.shape[1] // 2), "scoring": SCORING_VERSION,
                      "worst_case_ties": TIE_RULE,

@@ -178,7 +178,7 @@ def recompute_board(
     options = leaderboard.GridOptions(
         boards=[entry["board"]], defenses=sorted(committed), seeds=list(entry["seeds"]), n_eot=protocol["n_eot"],
         n_repeat=protocol["n_repeat"], shots=protocol.get("shots") or EXACT, epochs=protocol["schedule"]["epochs"],
-        n_test=protocol["n_test"],
+        n_test=protocol["n_test"], test_selection=protocol.get("test_selection", "first"),
         # the curve attacks' sweep adds attack rows (and worst cases) at other epsilons; the rows, since an
         # entry left unattacked at chance lists its planned attacks but has no worst case
         sweep=len({a["epsilon"] for a in entry["attacks"]}) > 1,
@@ -246,7 +246,7 @@ def _plan(registry: Registry, entry: dict[str, Any], cell: dict[str, Any]) -> Pl
         defense=(entry["defense"]["name"], entry["defense"]["config"]), attacks=attacks, epsilons=epsilons,
         seeds=[cell["seed"]], schedule=TrainingSchedule(**protocol["schedule"]),
         n_eot=protocol["n_eot"], n_repeat=protocol["n_repeat"], n_test=protocol["n_test"], shots=protocol.get("shots"),
-        quantum_device=protocol.get("quantum_device"), cascade_gates=gates, **sweep,
+        test_selection=protocol.get("test_selection", "first"), quantum_device=protocol.get("quantum_device"), cascade_gates=gates, **sweep,
         cascade_rule=protocol.get("cascade_rule", "set-a"), torch_device=protocol.get("torch_device", "cpu"),
     )
 

@@ -29,8 +29,11 @@ class Board:
     model: str
     dataset_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
-    #: evaluate on the first n_test test examples (None: all); documented per board in the README
+    #: evaluate on n_test test examples (None: all); documented per board in the README
     n_test: int | None = None
+    #: which n_test examples (:attr:`qbench.running.plan.Plan.test_selection`; None: the dataset's, i.e.
+    #: round-robin over the classes for a split stored class by class, such as CIFAR-100's held-out images)
+    test_selection: str | None = None
     #: override the dataset's epochs (None: the dataset's schedule)
     epochs: int | None = None
     #: EOT samples per gradient of the adaptive attacks on a stochastic model (None: the grid's, 20)
@@ -54,6 +57,8 @@ BOARDS: dict[str, tuple[Board, ...]] = {
     MAPPED_DNN: (
         Board(MAPPED_DNN, "mnist-lenet", "mnist", "lenet", n_test=200, n_eot=5),
         Board(MAPPED_DNN, "cifar10-alexnet", "cifar10", "alexnet", n_test=200, n_eot=5),
+        # 200 of CIFAR-100's held-out images, which are stored class by class: 2 of every class (the dataset's
+        # test selection; the first 200 would be 10 classes of 100)
         Board(MAPPED_DNN, "cifar100-vgg16", "cifar100", "vgg16", n_test=200, n_eot=5),
     ),
 }
@@ -119,7 +124,7 @@ def board_plan(
         registry, board.track, dataset=(board.dataset, board.dataset_options), model=(board.model, board.model_options),
         defense=(defense, defense_options or {}), attacks=[(n, o) for n, o in defaults.attacks if n in installed],
         epsilons=epsilons, seeds=list(seeds), epochs=board.epochs, n_eot=n_eot, n_repeat=n_repeat,
-        n_test=board.n_test, shots=readout_shots(shots, defaults.shots),
+        n_test=board.n_test, test_selection=board.test_selection, shots=readout_shots(shots, defaults.shots),
         cascade_gates=defaults.cascade_gates if cascade else (),
         cascade_curves=defaults.cascade_curves and sweep and carry_curves, cascade_rule=cascade_rule,
         torch_device=torch_device, attack_only_above_chance=True,

@@ -43,8 +43,13 @@ class Plan:
     n_repeat: int = 10
     #: the readout of a quantum classifier's deployed prediction: single shots (None: exact probabilities)
     shots: int | None = None
-    #: evaluate on the first ``n_test`` test examples only (None = the whole fixed test split)
+    #: evaluate on ``n_test`` test examples only (None = the whole fixed test split), chosen by ``test_selection``
     n_test: int | None = None
+    #: which ``n_test`` examples (:func:`qbench.running.tasks.evaluation_split`): ``"first"``, the split's
+    #: first ones, or ``"class-interleaved"``, the split reordered round-robin over the classes first, so that
+    #: a subset of a split stored class by class (CIFAR-100's held-out images) is not a few classes only.
+    #: Only a selection other than "first" enters the keys, so every result stored before it keeps its key.
+    test_selection: str = "first"
     eval_batch_size: int = 250
     quantum_device: str | None = None
     #: the large-epsilon probe of the "reaches chance" check (an attack and an epsilon), or None
@@ -75,6 +80,12 @@ class Plan:
     #: over the seeds is known to be at chance, they are not computed at all and the entry reports its clean
     #: accuracy and no robust number. Not part of any key.
     attack_only_above_chance: bool = False
+
+    def selection_key(self) -> dict[str, Any]:
+        """The key fields that name the test selection: none for "first" or the whole split."""
+        if self.test_selection == "first" or self.n_test is None:
+            return {}
+        return {"test_selection": self.test_selection}
 
     def device_key(self) -> dict[str, Any]:
         """The key fields that name the torch device: none on the CPU, ``{"torch_device": name}`` elsewhere."""
@@ -149,6 +160,7 @@ class Plan:
             "n_eot": self.n_eot,
             "n_repeat": self.n_repeat,
             "n_test": self.n_test,
+            **self.selection_key(),
             "shots": self.shots,
             "scoring": SCORING_VERSION,
             **self.device_key(),

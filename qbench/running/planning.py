@@ -38,7 +38,8 @@ def make_plan(
 
     ``schedule`` defaults to the dataset's; ``epochs`` overrides its number of epochs. ``settings`` are the
     remaining :class:`Plan` fields (``n_eot``, ``n_repeat``, ``n_test``, ``quantum_device``,
-    ``sweep_epsilons``). Unknown names and bad options raise the registry's usage/config errors, in the
+    ``sweep_epsilons``); ``test_selection`` None or absent means the dataset's (class-interleaved where
+    :attr:`qbench.contract.dataset.Dataset.test_split_by_class`, else the first ``n_test``). Unknown names and bad options raise the registry's usage/config errors, in the
     order dataset, model, defense, attacks.
     """
     created_dataset = registry.create("dataset", dataset[0], dataset[1], track)
@@ -47,6 +48,8 @@ def make_plan(
     created_attacks = [registry.create("attack", n, o, track) for n, o in attacks]
     sweep = [registry.create("attack", n, o, track) for n, o in sweep_attacks]
     schedule = schedule or type(created_dataset).training
+    if settings.get("test_selection") is None:
+        settings["test_selection"] = "class-interleaved" if created_dataset.test_split_by_class else "first"
     if epochs:
         schedule = replace(schedule, epochs=epochs)
     return Plan(

@@ -158,7 +158,8 @@ class Runner:
         """
         prepared = []
         for plan, data in jobs:
-            data = evaluation_split(data if data is not None else self.load_data(plan.dataset), plan.n_test)
+            data = evaluation_split(data if data is not None else self.load_data(plan.dataset), plan.n_test,
+                                    plan.test_selection)
             prepared.append(_Job(plan, data, [self._seed(plan, seed) for seed in plan.seeds]))
         if not self.compute:
             return [self._read_only(job) for job in prepared]

@@ -133,21 +133,46 @@ class Undefended(Defense):
 def load_split(plan: "Plan", workspace: Workspace, reporter: Reporter | None = None) -> DataSplit:
     """The plan's dataset as every task sees it (the test split cut to ``n_test``), cached per process."""
     key = config_hash({"dataset": plan.dataset.config_dict(), "name": plan.dataset.name,
-                       "version": plan.dataset.version, "data_dir": str(workspace.data_dir), "n_test": plan.n_test})
+                       "version": plan.dataset.version, "data_dir": str(workspace.data_dir), "n_test": plan.n_test,
+                       "test_selection": plan.test_selection})
 
     def load() -> DataSplit:
         ctx = Context(seed=0, data_dir=workspace.data_dir, cache_dir=workspace.cache_dir, progress=reporter or Reporter())
         with blame("dataset", plan.dataset.name, "load"):
-            return evaluation_split(plan.dataset.load(ctx), plan.n_test)
+            return evaluation_split(plan.dataset.load(ctx), plan.n_test, plan.test_selection)
 
     return _DATA.get_or(key, load)
 
 
-def evaluation_split(data: DataSplit, n_test: int | None) -> DataSplit:
-    """``data`` with its test split cut to the first ``n_test`` examples (all of it for None)."""
+#: the ways of choosing ``n_test`` test examples (:attr:`qbench.running.plan.Plan.test_selection`)
+TEST_SELECTIONS = ("first", "class-interleaved")
+
+
+def class_interleaved(labels: torch.Tensor) -> torch.Tensor:
+    """Indices of ``labels`` round-robin over the classes: every class's first example (classes in
+    ascending order), then every class's second, ...; each class keeps the split's order, and a class that
+    runs out drops out of the rotation. Any prefix is then as even across the classes as the split allows."""
+    labels = labels.reshape(-1).long().cpu()
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    starts = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    rank = torch.arange(labels.numel()) - starts  # each example's position within its class
+    # sort by (rank within class, class); the product is exact in int64 for any realistic split
+    return order[torch.argsort(rank * (int(labels.max()) + 1) + sorted_labels, stable=True)]
+
+
+def evaluation_split(data: DataSplit, n_test: int | None, selection: str = "first") -> DataSplit:
+    """``data`` with its test split cut to ``n_test`` examples (all of it for None) chosen by ``selection``
+    (:data:`TEST_SELECTIONS`)."""
+    if selection not in TEST_SELECTIONS:
+        raise ValueError(f"test selection must be one of {', '.join(TEST_SELECTIONS)}, not {selection!r}")
     if n_test is None:
         return data
-    return dataclasses.replace(data, x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
+    if selection == "first":
+        return dataclasses.replace(data, x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
+    index = class_interleaved(torch.as_tensor(data.y_test))[:n_test]
+    return dataclasses.replace(data, x_test=data.x_test[index.to(data.x_test.device)],
+                               y_test=data.y_test[index.to(data.y_test.device)])
 
 
 @dataclass
