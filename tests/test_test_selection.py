@@ -111,6 +111,8 @@ def test_class_interleaved_is_round_robin_over_the_classes_in_split_order():
     order = class_interleaved(labels)
     assert order.tolist() == [1, 3, 0, 2, 6, 5, 4, 7]
     assert labels[order].tolist() == [0, 1, 2, 0, 1, 2, 0, 0]  # class 0 alone once the others run out
+    signs = torch.tensor([1, 1, -1, -1, 1, -1])  # labels need not be 0..K-1
+    assert signs[class_interleaved(signs)].tolist() == [-1, 1, -1, 1, -1, 1]
 
 
 def test_a_split_stored_class_by_class_gives_every_class_its_share():

@@ -152,13 +152,13 @@ def class_interleaved(labels: torch.Tensor) -> torch.Tensor:
     """Indices of ``labels`` round-robin over the classes: every class's first example (classes in
     ascending order), then every class's second, ...; each class keeps the split's order, and a class that
     runs out drops out of the rotation. Any prefix is then as even across the classes as the split allows."""
-    labels = labels.reshape(-1).long().cpu()
-    order = torch.argsort(labels, stable=True)
-    sorted_labels = labels[order]
-    starts = torch.searchsorted(sorted_labels, sorted_labels, right=False)
-    rank = torch.arange(labels.numel()) - starts  # each example's position within its class
+    classes, codes = torch.unique(labels.reshape(-1).cpu(), return_inverse=True)  # codes 0..K-1, any labels
+    order = torch.argsort(codes, stable=True)
+    sorted_codes = codes[order]
+    starts = torch.searchsorted(sorted_codes, sorted_codes, right=False)
+    rank = torch.arange(codes.numel()) - starts  # each example's position within its class
     # sort by (rank within class, class); the product is exact in int64 for any realistic split
-    return order[torch.argsort(rank * (int(labels.max()) + 1) + sorted_labels, stable=True)]
+    return order[torch.argsort(rank * classes.numel() + sorted_codes, stable=True)]
 
 
 def evaluation_split(data: DataSplit, n_test: int | None, selection: str = "first") -> DataSplit:
