@@ -16,6 +16,8 @@ same BIM with every step's gradient averaged over 20 noise draws (EOT, the adapt
 
     OMP_NUM_THREADS=1 .venv/bin/python leaderboards/reproductions/analysis/noise_layer_betas.py \\
         --data-dir ../shared/data > leaderboards/reproductions/analysis/noise_layer_betas.txt
+    (the same with --board mnist-1v9-qcnn > noise_layer_betas_qcnn.txt: table 3's QCNN, whose scales the
+    paper does not give)
 """
 
 from __future__ import annotations
@@ -77,31 +79,30 @@ def bim_eot(model, x, y, domain, samples: int) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--board", default="mnist-1v9-qnn", choices=("mnist-1v9-qnn", "mnist-1v9-qcnn"))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--draws", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(__doc__.split("\n\n")[0])
-    print(f"board mnist-1v9-qnn, defense noise_layer, first {args.n_test} test images, {args.draws} draws per "
+    print(f"board {args.board}, defense noise_layer, first {args.n_test} test images, {args.draws} draws per "
           f"prediction; FGSM and BIM ({STEPS} x {STEP}) at epsilon {EPS}, one noise draw per gradient\n")
     header = f"{'seed':>4}  {'scales':<28} {'mean |beta|':>11} {'|dp_y|':>8} {'clean':>7} {'FGSM':>7} {'BIM':>7} {'BIM EOT-20':>11}"
     print(header)
     start = time.perf_counter()
     rows: dict[str, list[tuple[float, float, float]]] = {}
     for seed in range(args.seeds):
-        trained = load_trained("mnist-1v9-qnn", "noise_layer", seed, data_dir=args.data_dir)
+        trained = load_trained(args.board, "noise_layer", seed, data_dir=args.data_dir)
         model, data = trained.module, trained.data
         model.eval()
         x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
         layers = noise_layers(model)
         learned = layers.beta.detach().clone()
-        settings = {
-            "learned (as deployed)": learned,
-            "0 (noise off)": torch.zeros_like(learned),
-            "paper's QNN-CN per layer": torch.tensor(TABLE2_BETAS["QNN-CN"], dtype=learned.dtype),
-            "0.25 (the initial value)": torch.full_like(learned, 0.25),
-        }
+        settings = {"learned (as deployed)": learned, "0 (noise off)": torch.zeros_like(learned)}
+        if len(learned) == len(TABLE2_BETAS["QNN-CN"]):  # table 2's QNN (the QCNN's scales are not given)
+            settings["paper's QNN-CN per layer"] = torch.tensor(TABLE2_BETAS["QNN-CN"], dtype=learned.dtype)
+        settings["0.25 (the initial value)"] = torch.full_like(learned, 0.25)
         for label, scales in settings.items():
             with torch.no_grad():
                 layers.beta.copy_(scales)
