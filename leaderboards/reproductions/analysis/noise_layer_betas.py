@@ -14,10 +14,10 @@ prediction the argmax of the exact class probabilities of one noisy forward, ave
 how far the noise moves the class probabilities (mean |p_noisy - p_noiseless| of the true class); and the
 same BIM with every step's gradient averaged over 20 noise draws (EOT, the adaptive attacker's).
 
-    OMP_NUM_THREADS=1 .venv/bin/python leaderboards/reproductions/analysis/noise_layer_betas.py \\
+    OMP_NUM_THREADS=1 .venv/bin/python leaderboards/reproductions/analysis/noise_layer_betas.py --transfer \\
         --data-dir ../shared/data > leaderboards/reproductions/analysis/noise_layer_betas.txt
-    (the same with --board mnist-1v9-qcnn > noise_layer_betas_qcnn.txt: table 3's QCNN, whose scales the
-    paper does not give)
+    (the same with --board mnist-1v9-qcnn and without --transfer > noise_layer_betas_qcnn.txt: table 3's
+    QCNN, whose scales the paper does not give)
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from qbench.contract.context import Context  # noqa: E402
 from qbench.contract.training import bim_examples  # noqa: E402
+from qbench.registry import load_registry  # noqa: E402
 from qbench.publishing.loading import load_trained  # noqa: E402
 from qbench.reproductions.huang2023 import TABLE2_BETAS  # noqa: E402
 
@@ -76,6 +78,19 @@ def bim_eot(model, x, y, domain, samples: int) -> torch.Tensor:
     return adv.detach()
 
 
+def transfer_inputs(seed: int, data, x, y) -> dict[str, torch.Tensor]:
+    """Table 4's transfer attacks (BIM crafted on Lu et al.'s CNN and FNN surrogates, trained on the same
+    training images, seeded by the run seed), through qbench's registered ``transfer-cnn``/``transfer-fnn``:
+    they never query the QNN, so its noise scale cannot change the points, only how the QNN reads them."""
+    registry = load_registry()
+    out = {}
+    for name in ("transfer-cnn", "transfer-fnn"):
+        attack = registry.create("attack", name, {"method": "bim"}, "qnn")
+        ctx = Context(seed=seed, run_seed=seed, data=data)
+        out[name] = attack.generate(None, x, y, EPS, ctx).detach()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
@@ -83,12 +98,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--transfer", action="store_true", help="add table 4's transfer attacks (BIM from the "
+                        "CNN and FNN surrogates)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(__doc__.split("\n\n")[0])
     print(f"board {args.board}, defense noise_layer, first {args.n_test} test images, {args.draws} draws per "
           f"prediction; FGSM and BIM ({STEPS} x {STEP}) at epsilon {EPS}, one noise draw per gradient\n")
-    header = f"{'seed':>4}  {'scales':<28} {'mean |beta|':>11} {'|dp_y|':>8} {'clean':>7} {'FGSM':>7} {'BIM':>7} {'BIM EOT-20':>11}"
+    header = f"{'seed':>4}  {'scales':<28} {'mean |beta|':>11} {'|dp_y|':>8} {'clean':>7} {'FGSM':>7} {'BIM':>7} {'BIM EOT-20':>11}" + \
+        ("  CNN->BIM    FNN->BIM" if args.transfer else "")
     print(header)
     start = time.perf_counter()
     rows: dict[str, list[tuple[float, float, float]]] = {}
@@ -99,6 +117,7 @@ def main() -> None:
         x, y = data.x_test[: args.n_test], data.y_test[: args.n_test]
         layers = noise_layers(model)
         learned = layers.beta.detach().clone()
+        transfers = transfer_inputs(seed, data, x, y) if args.transfer else {}
         settings = {"learned (as deployed)": learned, "0 (noise off)": torch.zeros_like(learned)}
         if len(learned) == len(TABLE2_BETAS["QNN-CN"]):  # table 2's QNN (the QCNN's scales are not given)
             settings["paper's QNN-CN per layer"] = torch.tensor(TABLE2_BETAS["QNN-CN"], dtype=learned.dtype)
@@ -112,15 +131,17 @@ def main() -> None:
             fgsm = expected_accuracy(model, bim_examples(model, x, y, EPS, 1, EPS, data.domain), y, args.draws)
             bim = expected_accuracy(model, bim_examples(model, x, y, EPS, STEPS, STEP, data.domain), y, args.draws)
             eot = expected_accuracy(model, bim_eot(model, x, y, data.domain, EOT), y, args.draws)
-            rows.setdefault(label, []).append((clean, fgsm, bim, eot))
+            moved = [expected_accuracy(model, points, y, args.draws) for points in transfers.values()]
+            rows.setdefault(label, []).append((clean, fgsm, bim, eot, *moved))
             print(f"{seed:>4}  {label:<28} {float(scales.abs().mean()):>11.4f} {shift:>8.4f} {clean:>7.1%} "
-                  f"{fgsm:>7.1%} {bim:>7.1%} {eot:>11.1%}", flush=True)
+                  f"{fgsm:>7.1%} {bim:>7.1%} {eot:>11.1%}" + "".join(f" {m:>12.1%}" for m in moved), flush=True)
         with torch.no_grad():
             layers.beta.copy_(learned)
-    print("\nmeans over seeds (clean / FGSM / BIM / BIM with EOT-20):")
+    print("\nmeans over seeds (clean / FGSM / BIM / BIM with EOT-20" +
+          (" / BIM transferred from the CNN / from the FNN):" if args.transfer else "):"))
     for label, values in rows.items():
-        means = [sum(v[i] for v in values) / len(values) for i in range(4)]
-        print(f"  {label:<28} {means[0]:.1%} / {means[1]:.1%} / {means[2]:.1%} / {means[3]:.1%}")
+        means = [sum(v[i] for v in values) / len(values) for i in range(len(values[0]))]
+        print(f"  {label:<28} " + " / ".join(f"{m:.1%}" for m in means))
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 
