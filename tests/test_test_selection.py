@@ -172,3 +172,22 @@ def test_the_vgg16_board_takes_two_images_of_every_class():
     plan = board_plan(registry, board, "none", [0])
     assert plan.n_test == 200 and plan.test_selection == "class-interleaved"
     assert all(c.spec["test_selection"] == "class-interleaved" for c in seed_cells(plan, 0).cells)
+
+
+def test_an_entry_with_the_selection_validates_and_says_so_on_its_pages():
+    from qbench.errors import QBenchError
+    from qbench.publishing.entry import validate
+    from qbench.publishing.render_html import board_html
+    from qbench.publishing.render_markdown import board_page
+
+    entry = json.loads((ROOT / "leaderboards" / "mapped-dnn" / "mnist-lenet" / "none.json").read_text())
+    assert "the first 200 test examples" in board_page("mnist-lenet", [entry])
+    entry["protocol"]["test_selection"] = "class-interleaved"
+    validate(entry)
+    wording = "200 test examples taken round-robin over the classes"
+    assert wording in board_page("mnist-lenet", [entry]) and "the first 200 test examples" not in board_page(
+        "mnist-lenet", [entry])
+    assert wording in board_html("mnist-lenet", [entry], [])
+    entry["protocol"]["test_selection"] = "first"  # only a selection other than the first is ever recorded
+    with pytest.raises((QBenchError, ValueError)):
+        validate(entry)
