@@ -175,7 +175,7 @@ def test_the_vgg16_board_takes_two_images_of_every_class():
 
 
 def test_an_entry_with_the_selection_validates_and_says_so_on_its_pages():
-    from qbench.errors import QBenchError
+    from qbench.errors import UsageError
     from qbench.publishing.entry import validate
     from qbench.publishing.render_html import board_html
     from qbench.publishing.render_markdown import board_page
@@ -189,5 +189,5 @@ def test_an_entry_with_the_selection_validates_and_says_so_on_its_pages():
         "mnist-lenet", [entry])
     assert wording in board_html("mnist-lenet", [entry], [])
     entry["protocol"]["test_selection"] = "first"  # only a selection other than the first is ever recorded
-    with pytest.raises((QBenchError, ValueError)):
+    with pytest.raises(UsageError, match="protocol/test_selection"):
         validate(entry)
