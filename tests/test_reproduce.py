@@ -155,3 +155,18 @@ def test_committed_reproduction_pages_match_their_reports(name):
     assert (folder / f"{name}.html").read_text() == rr.html_page(report)
     for experiment in report["experiments"]:
         assert experiment["values"], experiment["id"]
+
+
+def test_a_crosstalk_level_chosen_per_seed_is_shown_for_every_seed():
+    from qbench.reproductions.qnad2024 import _curve_reader
+
+    def summary(levels):
+        return {"seeds": [0, 1, 2], "clean": {"mean": 0.2, "ci_low": 0.1, "ci_high": 0.3}, "attacks": [],
+                "training": {"defense_info": [{"level": lv} for lv in levels]}}
+
+    read = _curve_reader("cifar100", (2 / 255,))
+    values = read({"QNAD": summary([0.05, 0.0, 0.1]), "level 0.02": summary([0.02] * 3), "undefended": summary([])})
+    levels = {(v.row, v.column): v.ours for v in values if v.column.startswith("crosstalk level")}
+    # validation chose a different level for each seed: all three are shown, not seed 0's alone
+    assert levels == {("QNAD", "crosstalk level used, seed 0"): 0.05, ("QNAD", "crosstalk level used, seed 1"): 0.0,
+                      ("QNAD", "crosstalk level used, seed 2"): 0.1, ("level 0.02", "crosstalk level used"): 0.02}

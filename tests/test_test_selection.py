@@ -191,3 +191,26 @@ def test_an_entry_with_the_selection_validates_and_says_so_on_its_pages():
     entry["protocol"]["test_selection"] = "first"  # only a selection other than the first is ever recorded
     with pytest.raises(UsageError, match="protocol/test_selection"):
         validate(entry)
+
+
+def test_a_reproduction_says_which_examples_it_took(registry, tmp_path):
+    from qbench.reproductions import report as rr
+    from qbench.reproductions.experiment import Experiment, Setting, accuracy_value
+
+    def experiment(dataset: str) -> Experiment:
+        return Experiment(
+            id="sel", title="selection", epsilons=(), n_test=10, attacks=(),
+            read=lambda summaries: [accuracy_value("zero", "clean", summaries["zero"]["clean"], None)],
+            settings=(Setting("zero", "qnn", dataset, "tiny_linear", "selection_always_zero", epochs=1),),
+        )
+
+    with Store.open(tmp_path / "r.sqlite") as store:
+        runner = Runner(store, cache_dir=tmp_path / "cache")
+        declared = rr.run_experiment(experiment("selection_sorted_box"), registry, runner, [0])
+        undeclared = rr.run_experiment(experiment("selection_sorted_box_undeclared"), registry, runner, [0])
+    assert declared["protocol"]["test_selection"] == "class-interleaved"
+    assert declared["values"][0]["ours"] == 0.5  # both classes, the model answers 0
+    assert "n_test 10 (round-robin over the classes" in rr.experiment_markdown(declared)
+    # the first examples: the key is absent, as in reports written before the selection existed
+    assert "test_selection" not in undeclared["protocol"] and undeclared["values"][0]["ours"] == 1.0
+    assert "n_test 10;" in rr.experiment_markdown(undeclared)

@@ -75,9 +75,14 @@ def _curve_reader(dataset: str, epsilons: tuple[float, ...]):
                 for eps in (0.0,) + epsilons:
                     est = robust(summary, attack, eps)
                     values.append(accuracy_value(f"{label}, {attack}", f"ε={_eps_label(eps, dataset)}", est, None))
-            levels = [info.get("level") for info in summary["training"]["defense_info"] if "level" in info]
-            if levels:
-                values.append(Value(label, "crosstalk level used", levels[0], None, unit=""))
+            # one info per seed, in the summary's seed order
+            levels = [(seed, info["level"]) for seed, info in zip(summary["seeds"], summary["training"]["defense_info"])
+                      if "level" in info]
+            if levels and len({level for _, level in levels}) == 1:
+                values.append(Value(label, "crosstalk level used", levels[0][1], None, unit=""))
+            else:  # chosen on validation per seed, and the seeds disagree: show every seed's
+                for seed, level in levels:
+                    values.append(Value(label, f"crosstalk level used, seed {seed}", level, None, unit=""))
         return values
 
     return read

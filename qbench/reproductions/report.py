@@ -38,7 +38,9 @@ def run_experiment(
     summaries: dict[str, dict[str, Any]] = {}
     computed = 0
     loaded: dict[str, Any] = {}
+    selections: set[str] = set()
     for setting, plan in experiment.plans(registry, seeds, epochs=epochs, n_test=n_test, torch_device=torch_device):
+        selections.add(plan.test_selection)
         key = json.dumps([plan.dataset.name, plan.dataset.config_dict()], sort_keys=True)
         if key not in loaded:
             loaded[key] = runner.load_data(plan.dataset)
@@ -58,6 +60,8 @@ def run_experiment(
             "n_repeat": experiment.n_repeat, "n_eot": experiment.n_eot,
             "overrides": {k: v for k, v in (("epochs", epochs), ("n_test", n_test)) if v is not None},
             **({"torch_device": torch_device} if torch_device != "cpu" else {}),
+            # recorded only where it is not "first", as in cell specs: earlier reports stay as they were
+            **({"test_selection": "/".join(sorted(selections))} if selections - {"first"} else {}),
         },
         "settings": [
             {
@@ -136,6 +140,13 @@ def _tables(values: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _selection_text(protocol: dict[str, Any]) -> str:
+    """How the ``n_test`` examples were taken, where not the split's first ones (docs/protocol.md)."""
+    if protocol.get("test_selection") == "class-interleaved":
+        return " (round-robin over the classes: the split interleaved by class, then its first n_test)"
+    return ""
+
+
 def experiment_markdown(result: dict[str, Any]) -> str:
     """One experiment as a Markdown section: its protocol line and tables of values."""
     p = result["protocol"]
@@ -144,7 +155,8 @@ def experiment_markdown(result: dict[str, Any]) -> str:
         f"## {result['title']}",
         "",
         f"Protocol: {attacks}; ε {', '.join(f'{e:.4g}' for e in p['epsilons'])}; seeds {len(p['seeds'])}; "
-        f"n_test {p.get('overrides', {}).get('n_test') or p['n_test'] or 'all'}; n_repeat {p['n_repeat']}; n_eot {p['n_eot']}. "
+        f"n_test {p.get('overrides', {}).get('n_test') or p['n_test'] or 'all'}{_selection_text(p)}; "
+        f"n_repeat {p['n_repeat']}; n_eot {p['n_eot']}. "
         f"{result['cells_computed']} cells computed in this run ({result['seconds']:.0f} s)."
         + (f" **Smoke run, overrides {p['overrides']}: not the paper's protocol.**" if p.get("overrides") else ""),
         "",
