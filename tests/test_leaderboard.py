@@ -237,3 +237,13 @@ def test_a_board_follows_the_protocol_its_published_entries_were_computed_with(t
     (_, plans), = GridOptions(boards=["moons-qnn-angle"], defenses=["none"], seeds=[0], follow=published).plans(
         load_registry(), "qnn")
     assert plans[0].cascade_gates == () and not plans[0].cascade_curves
+
+
+def test_per_seed_deployment_facts_print_floats_to_four_significant_digits():
+    from qbench.publishing.render_markdown import varying_deployment
+
+    entry = {"training": {"defense_info": [
+        {"level": 0.05, "guard_final_accuracy": 0.02500000037252903, "stopped": 0, "curve": [1, 2]},
+        {"level": 0.1, "guard_final_accuracy": 0.0625, "stopped": 0, "curve": [3]},
+    ]}}
+    assert varying_deployment(entry) == "guard_final_accuracy = 0.025, 0.0625; level = 0.05, 0.1"

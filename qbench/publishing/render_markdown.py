@@ -132,7 +132,13 @@ def varying_deployment(entry: dict[str, Any]) -> str:
     nested = {k for info in infos for k, v in info.items() if isinstance(v, (dict, list))}
     keys = sorted({k for info in infos for k in info} - nested)
     varying = [k for k in keys if len({repr(info.get(k)) for info in infos}) > 1]
-    return "; ".join(f"{k} = " + ", ".join(str(info.get(k)) for info in infos) for k in varying)
+    return "; ".join(f"{k} = " + ", ".join(_scalar(info.get(k)) for info in infos) for k in varying)
+
+
+def _scalar(value: Any) -> str:
+    """A deployment fact as printed: floats to 4 significant digits (a float32 accuracy such as
+    0.02500000037252903 is 0.025)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def board_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:

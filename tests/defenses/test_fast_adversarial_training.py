@@ -119,4 +119,8 @@ def test_it_is_more_robust_than_standard_training_on_moons(tmp_path):
     pgd = {s["defense"]["name"]: s["attacks"][0]["robust"]["mean"] for s in (fast, none)}
     assert fast["clean"]["mean"] > 0.75
     assert pgd["fast_adversarial_training"] >= pgd["none"] - 0.02, pgd
-    assert fast["training"]["defense_info"][0]["epsilon"] == 0.15
+    info = fast["training"]["defense_info"][0]
+    assert info["epsilon"] == 0.15 and info["guard_examples"] == 256
+    # the guard's record, read back from the stored weights of the deployed model
+    assert 1 <= info["guard_peak_epoch"] <= 30 and 0 <= info["guard_final_accuracy"] <= info["guard_peak_accuracy"] <= 1
+    assert info["guard_stopped_at_epoch"] in range(0, 31)
