@@ -92,9 +92,7 @@ class FastAdversarialTraining(Defense):
         if c.epsilon is None:
             raise ValueError("fast_adversarial_training: epsilon unset (the plan fills it from its epsilons)")
         n_guard = min(c.guard_examples, max(1, len(data.x_train) // 5))
-        guard_idx, train_idx = self.guard_slice(len(data.x_train), n_guard, ctx)
-        device = data.x_train.device
-        guard_idx, train_idx = guard_idx.to(device), train_idx.to(device)
+        guard_idx, train_idx = self.guard_slice(len(data.x_train), n_guard, ctx, data.x_train.device)
         guard_x, guard_y = data.x_train[guard_idx], data.y_train[guard_idx]
         train_data = replace(data, x_train=data.x_train[train_idx], y_train=data.y_train[train_idx])
 
@@ -127,11 +125,11 @@ class FastAdversarialTraining(Defense):
         return model
 
     @staticmethod
-    def guard_slice(n: int, n_guard: int, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+    def guard_slice(n: int, n_guard: int, ctx, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The guard's training indices and the rest, both in their original order: a random choice from
         the context's numpy generator, not the split's last examples (a split stored class by class would
         otherwise give the guard whole classes that training never sees)."""
-        order = torch.from_numpy(ctx.rng.permutation(n))
+        order = torch.from_numpy(ctx.rng.permutation(n)).to(device)
         return order[:n_guard].sort().values, order[n_guard:].sort().values
 
     def guard_accuracy(self, model, x, y, domain) -> float:

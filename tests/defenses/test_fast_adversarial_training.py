@@ -100,8 +100,8 @@ def test_the_guard_slice_is_random_so_a_class_sorted_split_keeps_every_class_in_
     # the last 40 examples of the sorted split are all of class 1: version 1's slice
     assert set(data.y_train[-40:].tolist()) == {1}
     # the same seed gives the same slice (a resumed training holds out the same examples)
-    idx_a = FastAdversarialTraining.guard_slice(200, 40, context(data))[0]
-    idx_b = FastAdversarialTraining.guard_slice(200, 40, context(data))[0]
+    idx_a = FastAdversarialTraining.guard_slice(200, 40, context(data), data.x_train.device)[0]
+    idx_b = FastAdversarialTraining.guard_slice(200, 40, context(data), data.x_train.device)[0]
     assert torch.equal(idx_a, idx_b) and not torch.equal(idx_a, torch.arange(160, 200))
 
 
