@@ -28,6 +28,7 @@ _LAZY = {
     "Model": "qbench.contract.model",
     "is_stochastic": "qbench.contract.model",
     "noiseless_source": "qbench.contract.model",
+    "attach_noiseless_source": "qbench.contract.model",
     "prediction_is_random": "qbench.contract.readout",
     "CircuitClassifier": "qbench.contract.circuit_model",
     "LayerInsert": "qbench.contract.circuit_model",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from qbench import hardware
+from qbench import attach_noiseless_source, hardware
 from qbench.contract.config import added_later
 
 
@@ -55,7 +55,7 @@ def deploy_mapped(model: torch.nn.Module, char: "hardware.Characterisation", con
     """
     mapped = hardware.map_to_hardware(model, char, weights=config.weights, activations=config.activations,
                                       crosstalk=crosstalk)
-    mapped.noiseless_model = model
+    attach_noiseless_source(mapped, model)  # not a submodule: the recalibration below must not reach it
     if config.batch_norm_examples and hardware.batch_norm_layers(mapped):
         child = ctx.child("batch-norm-recalibration")
         order = torch.randperm(len(data.x_train), generator=child.generator)[: config.batch_norm_examples]

@@ -38,7 +38,7 @@ from qbench.contract.dataset import DataSplit
 from qbench.contract.defense import Defense
 from qbench.errors import QBenchError
 from qbench.hashing import config_hash
-from qbench.contract.model import is_stochastic
+from qbench.contract.model import is_stochastic, noiseless_source
 from qbench.running.cell_checkpoint import CellProgress
 from qbench.running.plan import Plan
 from qbench.contract.progress import Reporter
@@ -393,7 +393,8 @@ class CellTask(_Task):
                 points = x
             else:
                 # attacks need input gradients only: weight gradients would be computed and thrown away
-                for parameter in model.parameters():
+                # (the noiseless network a mapping was made from, which some attacks craft on, too)
+                for parameter in (*model.parameters(), *noiseless_source(model).parameters()):
                     parameter.requires_grad_(False)
                 attacked = self.survivors.mask if isinstance(self.survivors, Survivors) else np.ones(len(y), bool)
                 try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from qbench import Context, DataSplit, Domain
+from qbench import Context, DataSplit, Domain, noiseless_source
 from qbench.contract.config import added_later, config_to_dict
 from qbench.hardware import map_to_hardware, recalibrate_batch_norm
 from qbench.registry import load_registry
@@ -94,11 +94,17 @@ def test_intrinsic_noise_re_measures_the_statistics_on_the_device_by_default(tmp
     defense = REGISTRY.create("defense", "intrinsic_noise", {**CHEAP, **options}, "mapped-dnn")
     ctx = Context(seed=0, data=data, cache_dir=tmp_path)
     state = ctx.generator.get_state()
+    noiseless = {k: v.clone() for k, v in model.state_dict().items()}
     mapped = defense.deploy(model, data, ctx)
     assert torch.equal(ctx.generator.get_state(), state)  # its draws come from a child context
     same = torch.equal(mapped.model[2].running_mean, model[2].running_mean)
     assert same is not recalibrated
-    assert mapped.noiseless_model is model
+    assert mapped.noiseless_model is model and noiseless_source(mapped) is model
+    # the noiseless network is referenced, not owned: the re-measurement on the device leaves its statistics
+    # as trained (until 2026-12-07 it was a submodule and they were reset to mean 0, variance 1)
+    assert all(torch.equal(v, noiseless[k]) for k, v in model.state_dict().items())
+    assert not any(m is model for m in mapped.modules())
+    assert not any(p is q for p in mapped.parameters() for q in model.parameters())
     assert ("batch_norm_examples" in defense.config_dict()) is bool(options)
 
 
@@ -106,9 +112,25 @@ def test_qnad_re_measures_them_for_its_crosstalk_level(tmp_path):
     model, data = conv_bn(dropout=0.0), blobs()
     model = torch.nn.Sequential(*model, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(2, 2)).eval()
     defense = REGISTRY.create("defense", "qnad", {**CHEAP, "level": 0.5, "importance_size": 32}, "mapped-dnn")
+    noiseless = {k: v.clone() for k, v in model.state_dict().items()}
     mapped = defense.deploy(model, data, Context(seed=0, data=data, cache_dir=tmp_path))
     assert mapped.plan is not None
     assert not torch.equal(mapped.model[2].running_mean, model[2].running_mean)
+    assert all(torch.equal(v, noiseless[k]) for k, v in model.state_dict().items())
+
+
+def test_qnad_choosing_its_level_ranks_and_attacks_the_trained_noiseless_network(tmp_path):
+    """Choosing the level deploys at every level: none of those deployments may touch the trained network,
+    whose gradients rank the critical weights and on which the validation attack is crafted."""
+    model, data = conv_bn(dropout=0.0), blobs()
+    model = torch.nn.Sequential(*model, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(2, 2)).eval()
+    noiseless = {k: v.clone() for k, v in model.state_dict().items()}
+    options = {**CHEAP, "importance_size": 32, "validation_size": 40, "levels": [0.0, 0.25, 0.5]}
+    defense = REGISTRY.create("defense", "qnad", options, "mapped-dnn").at_threat(0.1)
+    mapped = defense.deploy(model, data, Context(seed=0, data=data, cache_dir=tmp_path))
+    assert [row["level"] for row in defense.describe(mapped)["validation_curve"]] == [0.0, 0.25, 0.5]
+    assert all(torch.equal(v, noiseless[k]) for k, v in model.state_dict().items())
+    assert noiseless_source(mapped) is model
 
 
 @pytest.mark.parametrize("defense", ["intrinsic_noise", "qnad"])
