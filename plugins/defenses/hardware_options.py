@@ -58,6 +58,7 @@ def deploy_mapped(model: torch.nn.Module, char: "hardware.Characterisation", con
     attach_noiseless_source(mapped, model)  # not a submodule: the recalibration below must not reach it
     if config.batch_norm_examples and hardware.batch_norm_layers(mapped):
         child = ctx.child("batch-norm-recalibration")
-        order = torch.randperm(len(data.x_train), generator=child.generator)[: config.batch_norm_examples]
+        order = torch.randperm(len(data.x_train), generator=child.generator, device=child.generator.device)
+        order = order[: config.batch_norm_examples]
         hardware.recalibrate_batch_norm(mapped, data.x_train[order], generator=child.generator)
     return mapped

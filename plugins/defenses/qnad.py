@@ -74,7 +74,7 @@ class QNAD(Defense):
     def deploy(self, model, data, ctx):
         c = self.config
         char = characterisation(c, ctx, ks=(c.k,))
-        order = torch.randperm(len(data.x_train), generator=ctx.generator)
+        order = torch.randperm(len(data.x_train), generator=ctx.generator, device=ctx.generator.device)
         imp_idx = order[: c.importance_size]
         x_imp, y_imp = data.x_train[imp_idx], data.y_train[imp_idx]
 
