@@ -220,16 +220,13 @@ def assign_ranks(summaries: dict[str, dict[str, Any]], epsilon: float) -> None:
         if summaries[d].get("unmeasured"):  # nothing to rank it by: listed last, without a rank
             summaries[d]["rank"] = {"label": "-", "group": "unmeasured", "compared_with": None, "comparison": None}
     order = [d for d in order if not summaries[d].get("unmeasured")]
-    values = {d: summaries[d]["per_example"][epsilon] for d in order}
     offset = 0
     for unreliable in (False, True):
         group = [d for d in order if bool(summaries[d]["flags"]["unreliable"]) == unreliable]
         comparisons: dict[tuple[int, int], Any] = {}
 
         def separated(i: int, k: int) -> bool:
-            a, b = values[group[i]], values[group[k]]
-            if [v.shape for v in a] != [v.shape for v in b]:
-                return False  # not comparable example by example: no claim that they differ
+            a, b = paired_values(summaries, group[i], group[k], epsilon)
             comparisons[(i, k)] = compare_paired(a, b)
             return comparisons[(i, k)].separated
 
@@ -246,6 +243,26 @@ def assign_ranks(summaries: dict[str, dict[str, Any]], epsilon: float) -> None:
                 "comparison": pair.to_dict() if pair is not None else None,
             }
         offset += len(group)
+
+
+def paired_values(summaries: dict[str, dict[str, Any]], a: str, b: str,
+                  epsilon: float) -> tuple[list[Any], list[Any]]:
+    """The per-example worst cases of defenses ``a`` and ``b`` at ``epsilon``, paired seed by seed.
+
+    Seeds are matched by value, not by position, and only the seeds both entries have are compared. Two
+    entries with no seed in common, or with different test examples, cannot be compared example by
+    example: that is an error, not a tie.
+    """
+    per_seed = [dict(zip(summaries[d]["seeds"], summaries[d]["per_example"][epsilon])) for d in (a, b)]
+    common = [s for s in summaries[a]["seeds"] if s in per_seed[1]]
+    if not common:
+        raise QBenchError(f"{a} (seeds {summaries[a]['seeds']}) and {b} (seeds {summaries[b]['seeds']}) share no "
+                          "seed: they cannot be compared paired, so they cannot be ranked on one board")
+    left, right = [per_seed[0][s] for s in common], [per_seed[1][s] for s in common]
+    if [v.shape for v in left] != [v.shape for v in right]:
+        raise QBenchError(f"{a} and {b} were evaluated on different test examples ({left[0].shape} against "
+                          f"{right[0].shape} values a seed): they cannot be compared paired")
+    return left, right
 
 
 def load_entries(out: Path) -> dict[str, list[dict[str, Any]]]:

@@ -73,8 +73,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "threat": attack.threat,
             "config": attack.config_dict(),
             "epsilon": epsilon,
-            "status": "ok" if complete else (cells[0].status if cells else
-                                             "not-run" if result.unmeasured else "missing"),
+            "status": "ok" if complete else _row_status(cells, result.unmeasured),
             "robust": estimate(_values(ok, expected_correct)).to_dict() if complete else None,
             "strict": estimate(_values(ok, strict_correct)).to_dict() if complete else None,
         }
@@ -100,6 +99,10 @@ def summarize(result: RunResult) -> dict[str, Any]:
     by_label = {attack_label(a): a for a, _ in plan.attack_cells()}
     # a model found at chance has no worst case: nothing attacked it (its clean cells are all there is)
     for epsilon in [] if result.unmeasured else plan.all_epsilons():
+        # an attack that failed (or never ran) in some seed would silently drop out of that seed's worst
+        # case, which is then only an upper bound: say so (check "incomplete" flags the entry)
+        incomplete = sorted({r["attack"] for r in attacks if r["epsilon"] == epsilon
+                             and r["status"] not in ("ok", "skipped")})
         values, strict = [], []
         included: set[str] = set()
         selected: dict[str, int] = {}
@@ -129,6 +132,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "attacks": sorted(included),
             # per candidate point, how many (seed, example) pairs it was the worst for (set A)
             "selected": dict(sorted(selected.items())),
+            **({"incomplete": incomplete} if incomplete else {}),
         })
     trainings = [s.training for s in result.seeds if s.training is not None]
     probe_cells = [c for s in result.seeds for c in s.cells if c.kind == "probe"]
@@ -190,6 +194,18 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "reasons": [f"{f.check}: {f.reason}" for f in findings],
     }
     return summary
+
+
+def _row_status(cells: list, unmeasured: str | None) -> str:
+    """An attack row's status when not every seed's cell is ``ok``: a failure in any seed wins (seed 0
+    may have run where seed 2 failed), then a skip (the attack does not apply to this task)."""
+    if not cells:
+        return "not-run" if unmeasured else "missing"
+    statuses = {c.status for c in cells}
+    for status in ("failed", "skipped"):
+        if status in statuses:
+            return status
+    return "missing"
 
 
 def compare(defended: dict[str, Any], undefended: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ gradient: robust accuracy that rises with epsilon, one-step attacks beating iter
 epsilon not reaching chance, zero or NaN loss gradients, black-box attacks beating white-box ones; and two
 of scoring v2: APGD weaker than PGD (an attack silently weakened), and a worst case at epsilon 0 that is
 not the clean accuracy (randomness outside the seeded evaluation draws); and one of qbench's own, a clean
-accuracy not above chance (the robust accuracy of a model that guesses is the guessing).
+accuracy not above chance (the robust accuracy of a model that guesses is the guessing), and an attack
+suite that did not run in every seed (a failed cell would drop out of the worst case).
 Each check compares accuracies with a tolerance of two binomial standard errors plus one example, so
 sampling noise of a stochastic defense does not trip them.
 """
@@ -171,5 +172,15 @@ def run_checks(summary: dict[str, Any], attack_kinds: dict[str, dict[str, Any]])
                 "clean-at-chance",
                 f"clean accuracy {clean['mean']:.1%} is not above chance ({chance:.0%}) beyond sampling error: "
                 + consequence,
+            ))
+
+    # 9. every attack of the suite must have run in every seed: a failed cell drops out of the worst case,
+    # which is then an upper bound on the robust accuracy, not the number the protocol defines
+    for w in summary["worst_case"]:
+        if w.get("incomplete"):
+            findings.append(Finding(
+                "incomplete",
+                f"at eps={w['epsilon']:g} {', '.join(w['incomplete'])} did not run in every seed (a failed cell): "
+                "the worst case there is only an upper bound",
             ))
     return findings

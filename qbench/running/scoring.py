@@ -290,8 +290,9 @@ def shared_ranks(n: int, separated: Callable[[int, int], bool]) -> list[str]:
 
     ``separated(i, k)`` says whether entries i and k differ at 95% (a paired comparison). Entry k joins
     the rank of the group above it unless it is separated from that group's first (best) entry, so a
-    chain of small steps cannot tie a whole board together, and nothing is ranked apart from an entry it
-    cannot be told from. Labels of a shared rank carry ``=``.
+    chain of small steps cannot tie a whole board together. The price (a departure from DESIGN.md's
+    neighbour rule, listed in the README): an entry separated from the group's best starts a rank of its
+    own even where it cannot be told from the group's last member. Labels of a shared rank carry ``=``.
     """
     ranks: list[int] = []
     leader = 0

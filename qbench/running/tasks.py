@@ -343,17 +343,22 @@ class CellTask(_Task):
 
     def deployed_model(self, data: DataSplit) -> torch.nn.Module:
         """The trained model after the defense's ``deploy``: a private copy of this process's cached one."""
-        plan = self.plan
-        key = config_hash({
-            "training": self.train_key, "defense": [plan.defense.name, plan.defense.version, plan.defense.config_dict()],
-            "data": id(data), "n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "device": plan.quantum_device,
-            "torch_device": plan.torch_device,
-        })
-        _, model = _DEPLOYED.get_or(key, lambda: (data, self._deploy(data)))
+        _, model = _DEPLOYED.get_or(self.deployment_key(data), lambda: (data, self._deploy(data)))
         try:
             return copy.deepcopy(model)
         except Exception:  # noqa: BLE001 - a module that cannot be copied is deployed afresh instead
             return self._deploy(data)
+
+    def deployment_key(self, data: DataSplit) -> str:
+        """What a deployment depends on: the cache key under which this process keeps a deployed model."""
+        plan = self.plan
+        return config_hash({
+            "training": self.train_key, "defense": [plan.defense.name, plan.defense.version, plan.defense.config_dict()],
+            "data": id(data), "n_eot": plan.n_eot, "n_repeat": plan.n_repeat, "device": plan.quantum_device,
+            "torch_device": plan.torch_device,
+            # a defense's deploy may read ctx.shots (depolarizing: exact density matrix or sampled trajectories)
+            "shots": plan.shots,
+        })
 
     def _deploy(self, data: DataSplit) -> torch.nn.Module:
         plan = self.plan
