@@ -52,6 +52,31 @@ class Domain:
             return bool(((norms - 1).abs() <= atol).all())
         return True
 
+    def within_ball(self, adv: torch.Tensor, x: torch.Tensor, epsilon: float, atol: float = 1e-6) -> bool:
+        """Whether every ``adv`` lies in the threat set of radius ``epsilon`` (L-inf) around ``x``.
+
+        On a box or unbounded domain that is the ball itself. On the sphere it is the renormalised ball,
+        {v / |v| : |v - x|_inf <= epsilon}: the seed paper's attacks (its eq. 3, after Lu et al.) step in
+        the ambient space and project back onto the normalised wave functions, so a point may lie up to a
+        few epsilon from ``x`` after the renormalisation and still be a legal attack; what is checked is
+        that some positive rescaling of it is within epsilon of ``x``.
+        """
+        if len(x) == 0:
+            return True
+        radius = epsilon + atol
+        if self.kind != "sphere":
+            return bool((adv - x).abs().max() <= radius)
+        a = adv.reshape(len(adv), -1).double()
+        c = x.reshape(len(x), -1).double()
+        # |t a_i - c_i| <= r for every i: an interval of t per coordinate (all t, or none, where a_i == 0)
+        zero = a.abs() <= torch.finfo(torch.float64).tiny
+        safe = torch.where(zero, torch.ones_like(a), a)
+        ends = torch.stack(((c - radius) / safe, (c + radius) / safe))
+        low = torch.where(zero, torch.full_like(a, -torch.inf), ends.min(0).values).max(1).values
+        high = torch.where(zero, torch.full_like(a, torch.inf), ends.max(0).values).min(1).values
+        zero_ok = torch.where(zero, c.abs() <= radius, torch.ones_like(zero)).all(1)
+        return bool((zero_ok & (high > 0) & (low <= high)).all())
+
     @property
     def clip_values(self) -> tuple[float, float] | None:
         """Bounds in the form ART's estimators take, or None when the domain is not a box."""

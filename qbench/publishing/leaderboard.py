@@ -242,6 +242,13 @@ def assign_ranks(summaries: dict[str, dict[str, Any]], epsilon: float) -> None:
                 "compared_with": group[leader] if leader is not None else None,
                 "comparison": pair.to_dict() if pair is not None else None,
             }
+            if leader is not None and leader != k - 1:
+                # the rule compares with the group's best; DESIGN's neighbour comparison is shown beside it,
+                # so a reader sees where the two rules differ (README, "Departures")
+                summaries[d]["rank"]["neighbour"] = {
+                    "defense": group[k - 1],
+                    "comparison": compare_paired(*paired_values(summaries, group[k - 1], d, epsilon)).to_dict(),
+                }
         offset += len(group)
 
 

@@ -37,6 +37,28 @@ def ranked(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                           e["defense"]["name"]))
 
 
+def rank_comparisons(entries: list[dict[str, Any]]) -> list[str]:
+    """One line per ranked entry after the first: the paired comparison its rank came from, and, where the
+    entry just above is another one, that neighbour comparison too (the two rules can differ)."""
+    def diff(comparison: dict[str, Any]) -> str:
+        verdict = "separated" if comparison["separated"] else "not separated"
+        return (f"{100 * comparison['difference']:.1f} points "
+                f"[{100 * comparison['ci_low']:.1f}, {100 * comparison['ci_high']:.1f}], {verdict}")
+
+    lines = []
+    for e in ranked(entries):
+        rank = e.get("rank") or {}
+        if not rank.get("compared_with") or not rank.get("comparison"):
+            continue
+        line = (f"- {rank['label']} `{e['defense']['name']}`: below `{rank['compared_with']}` (the best of the rank "
+                f"group above) by {diff(rank['comparison'])}")
+        neighbour = rank.get("neighbour")
+        if neighbour:
+            line += f"; below its neighbour `{neighbour['defense']}` by {diff(neighbour['comparison'])}"
+        lines.append(line + ".")
+    return lines
+
+
 def rank_label(entry: dict[str, Any], position: int) -> str:
     """The entry's rank (``=2`` when shared); a v1 entry has only its position."""
     return entry["rank"]["label"] if is_v2(entry) and entry.get("rank") else str(position)
@@ -97,8 +119,9 @@ def scoring_note(entries: list[dict[str, Any]]) -> str:
             f"when it is right in all {draws} draws. The worst case picks, per example, the attack point that is "
             "worst on one set of draws and reports it on a second, fresh set. Intervals are 95% bootstrap intervals "
             "over seeds and test examples together; ranks come from paired comparisons on the same seeds and "
-            "examples, and defenses not separated at 95% share a rank (=). Unreliable entries (a failed sanity "
-            "check) are ranked after every reliable one." + cascade_note(first))
+            "examples: each entry against the best entry of the rank group above it, sharing that rank (=) unless "
+            "the 95% interval of the difference excludes zero (the comparisons are listed below the table). "
+            "Unreliable entries (a failed sanity check) are ranked after every reliable one." + cascade_note(first))
 
 
 def cascade_note(entry: dict[str, Any]) -> str:
@@ -250,6 +273,10 @@ def board_page(board: str, entries: list[dict[str, Any]], gap: Gap | None = None
     lines += ["", ranking_sentence(first), "", scoring_note(entries), "", board_table(entries), ""]
     if gap is not None:
         lines += [gap_line(gap), ""]
+    comparisons = rank_comparisons(entries)
+    if comparisons:
+        lines += ["Paired comparisons behind the ranks (worst case at the ranking epsilon, the entry above minus "
+                  "this one, 95% interval):", "", *comparisons, ""]
     for e in ranked(entries):
         lines += [f"## {e['defense']['name']}", "", f"Config: `{e['defense']['config']}`", ""]
         varying = varying_deployment(e)
