@@ -17,6 +17,7 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_n
 import qbench
 from qbench import Attack
 from qbench.contract.art_bridge import EOTOption, art_classifier, to_numpy_inputs, with_domain
+from qbench.contract.config import added_later
 
 
 def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, decay=None, eot=None):
@@ -31,15 +32,30 @@ def _run_pgd(model, x, y, epsilon, ctx, *, steps, step_size, random_starts, deca
 
 @dataclass(frozen=True)
 class BIMConfig(EOTOption):
-    """The seed paper's protocol: 3 iterations of step 0.05 (Huang & Zhang 2023, section 4.1)."""
+    """The seed paper's protocol: 3 iterations of step 0.05 (Huang & Zhang 2023, section 4.1).
+
+    ``reference_epsilon`` (unset by default): scale the step with the attack's epsilon, ``step_size *
+    epsilon / reference_epsilon`` (exactly ``step_size`` at the reference). Three fixed steps of 0.05 never
+    leave the 0.15 ball, so the default's points above 0.15 repeat its 0.15 attack; the paper's curves
+    (figures 7 and 9) fall above 0.15, which only a step that grows with epsilon can give.
+    """
 
     steps: int = 3
     step_size: float = 0.05
+    reference_epsilon: float | None = added_later(None)
 
     def validate(self) -> None:
         super().validate()
         if self.steps < 1 or self.step_size <= 0:
             raise ValueError("steps must be >= 1 and step_size > 0")
+        if self.reference_epsilon is not None and self.reference_epsilon <= 0:
+            raise ValueError("reference_epsilon must be > 0")
+
+    def step_at(self, epsilon: float) -> float:
+        """The step size at ``epsilon``."""
+        if self.reference_epsilon is None or epsilon == self.reference_epsilon:
+            return self.step_size
+        return self.step_size * epsilon / self.reference_epsilon
 
 
 class BIM(Attack):
@@ -55,7 +71,8 @@ class BIM(Attack):
 
     def generate(self, model, x, y, epsilon, ctx):
         c = self.config
-        return _run_pgd(model, x, y, epsilon, ctx, steps=c.steps, step_size=c.step_size, random_starts=0, eot=c.n_eot)
+        return _run_pgd(model, x, y, epsilon, ctx, steps=c.steps, step_size=c.step_at(epsilon), random_starts=0,
+                        eot=c.n_eot)
 
 
 @dataclass(frozen=True)

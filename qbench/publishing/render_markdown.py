@@ -220,10 +220,26 @@ def attack_rows(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 share = f" on {attacked:.0%} of the examples" if attacked is not None else ""
                 below = a.get("carried_from")
                 value += f" (carried from eps={below:.4g}{share})" if below is not None else f" (after clean{share})"
+            reach = fixed_step_reach(a)
+            if reach is not None and a["epsilon"] > reach + 1e-9:
+                value += f" (its fixed steps reach at most eps={reach:.4g}: the attack at that radius)"
         else:
             value, strict = f"{a['status']}: {a.get('reason', '')}", "—"
         rows.append([a["attack"], a["threat"], f"{a['epsilon']:.4g}", value, strict])
     return ["attack", "threat", "epsilon", "robust %", "strict %"], rows
+
+
+def fixed_step_reach(row: dict[str, Any]) -> float | None:
+    """How far an attack with a fixed number of absolute steps (the seed's BIM: 3 of 0.05) can move a point,
+    or None for an attack whose steps scale with epsilon; beyond it a curve repeats the same attack.
+
+    Read from the attack's config: integer ``steps`` and an absolute ``step_size``, with no
+    ``reference_epsilon`` scaling them (attacks that step by a fraction of epsilon have no ``step_size``)."""
+    config = row.get("config") or {}
+    if not isinstance(config.get("steps"), int) or not isinstance(config.get("step_size"), (int, float)) \
+            or config.get("reference_epsilon") is not None:
+        return None
+    return float(config.get("steps", 0)) * float(config.get("step_size", 0.0))
 
 
 def attack_table(entry: dict[str, Any]) -> str:
