@@ -93,3 +93,18 @@ def test_committed_attack_cells_are_unchanged_by_the_cached_unitary(cli):
     attacked = [c for c in report["cells"] if c["kind"] != "clean"]
     assert len(attacked) >= 10 and all(c["agrees"] for c in attacked)
     assert all(c["bits_equal"] for c in report["cells"] if c["exact"])
+
+
+@pytest.mark.parametrize("name,build,features", CASES, ids=[c[0] for c in CASES])
+def test_weights_swapped_in_without_an_in_place_update_rebuild_the_unitary(name, build, features):
+    """``param.data = ...`` (what ``module.to(device)`` does) keeps the parameter's id and version: the cache
+    must still see new weights (a review found the unitary, and the QNN's per-forward views, stale)."""
+    model = frozen(build(torch.Generator().manual_seed(0)))
+    x = torch.rand(6, features, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with reusing_unitaries(model):
+        model.class_probabilities(x)
+        for p in model.parameters():
+            p.data = p.data + 0.4
+        cached = model.class_probabilities(x)
+    engine = model.class_probabilities(x)
+    assert torch.allclose(cached, engine, atol=1e-12, rtol=0)

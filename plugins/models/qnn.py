@@ -56,7 +56,12 @@ class LayeredQNN(CircuitClassifier):
     def circuit(self, x: torch.Tensor) -> list:
         # one unbind per forward: scalar views of one base tensor, which the engine reads back in one step
         self._views = self.weights.reshape(-1).unbind()
-        return super().circuit(x)
+        try:
+            return super().circuit(x)
+        finally:
+            # views of this forward's weights only: a later layer() (the cached unitary's) reads them afresh,
+            # so a weight tensor swapped in since (``param.data = ...``, ``module.to(...)``) is never missed
+            self._views = ()
 
     def layer(self, index: int) -> list:
         v = self._views or self.weights.reshape(-1).unbind()

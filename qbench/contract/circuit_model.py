@@ -178,7 +178,8 @@ class CircuitClassifier(torch.nn.Module):
         params = [p for name, p in self.named_parameters() if name != "readout_bias"]
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             return None
-        key = (self.parameter_dtype, tuple((id(p), p._version) for p in params))
+        # the storage too: ``param.data = ...`` (as ``module.to(device)`` does) keeps the id and the version
+        key = (self.parameter_dtype, tuple((id(p), p._version, p.data_ptr(), p.device) for p in params))
         if self._unitary is None or self._unitary[0] != key:
             with torch.no_grad():
                 ops = [op for index in range(self.n_layers) for op in self.layer(index)]
