@@ -174,3 +174,67 @@ def test_build_refuses_a_dirty_publication_tree_unless_draft(tmp_path, cli, grid
     entry = json.loads(next((repo / "leaderboards").rglob("none.json")).read_text())
     assert entry["provenance"]["git_commit"] == head and entry["provenance"]["draft"] is False
     assert entry["provenance"]["cell_commits"]  # the commits that computed the cells
+
+
+def _rewrite(path: Path, rows: dict) -> None:
+    path.write_text("".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in sorted(rows)))
+
+
+@pytest.mark.parametrize("edit", ["bits", "accuracy"])
+def test_a_cell_whose_numbers_do_not_follow_from_its_bits_is_refused_on_import(tmp_path, edit):
+    """Every published number is computed from the bits, while a re-run compares the ``accuracy`` field:
+    bits edited under an unchanged accuracy (or the reverse) must not load."""
+    import base64
+
+    from qbench.errors import StoreError
+    from qbench.running.store import _pack, _unpack
+
+    published = tmp_path / "published"
+    with Store.open(tmp_path / "a.sqlite") as a:
+        tiny_run(a)
+        export_store(a, published)
+    path = published / "qnn" / "tiny_box-tiny_linear" / CELLS
+    rows = read_jsonl(path)
+    key = next(k for k in sorted(rows) if rows[k]["status"] == "ok")
+    if edit == "bits":
+        bits = _unpack(base64.b64decode(rows[key]["bits"]))
+        bits[0] = ~bits[0]
+        rows[key]["bits"] = base64.b64encode(_pack(bits)).decode()
+    else:
+        rows[key]["accuracy"] = rows[key]["accuracy"] + 0.01
+    _rewrite(path, rows)
+    with Store.open(tmp_path / "b.sqlite") as b, pytest.raises(StoreError, match=f"cell {key}.*not what its bits give"):
+        import_store(published, b)
+
+
+def test_a_training_with_other_weights_keeps_the_existing_ones_and_its_cells_stay_out(tmp_path):
+    """One training key, two machines, different weights: neither export, import nor merge may mix the
+    other side's cells (computed from its weights) into a store whose weights are not those."""
+    from safetensors.torch import load_file, save_file
+
+    from qbench.running.store_merge import merge_store
+
+    published = tmp_path / "published"
+    with Store.open(tmp_path / "a.sqlite") as a:
+        tiny_run(a)
+        export_store(a, published)
+    with Store.open(tmp_path / "b.sqlite") as b:
+        tiny_run(b)
+        training = sorted(b.trainings(), key=lambda t: t.key)[0]
+        weights = b.artifacts / training.weights
+        save_file({k: v + 1.0 for k, v in load_file(str(weights)).items()}, str(weights))
+        # the published board loses that training's cells: an export would add b's back if it mixed them
+        path = published / "qnn" / "tiny_box-tiny_linear" / CELLS
+        rows = read_jsonl(path)
+        _rewrite(path, {k: r for k, r in rows.items() if r["train_key"] != training.key})
+        report = export_store(b, published)
+        assert report.weight_disagreements == [training.key] and report.cells_added == 0
+        assert not any(r["train_key"] == training.key for r in read_jsonl(path).values())
+    with Store.open(tmp_path / "a.sqlite") as a:
+        assert import_store(published, a).weight_disagreements == []  # a's weights are the published ones
+        merged = merge_store(tmp_path / "b.sqlite", a)
+        assert merged.weight_disagreements == [training.key]
+    # an identical copy is no disagreement
+    with Store.open(tmp_path / "c.sqlite") as c:
+        tiny_run(c)
+        assert export_store(c, published).weight_disagreements == []

@@ -65,8 +65,22 @@ def test_an_honest_entry_recomputes_exactly_and_its_cells_rerun_bit_for_bit(boar
     assert report.recomputed and report.mismatches == []
     # the ranking-epsilon cells of one seed (clean + the whole suite at 0.15, less skipped ones) and one more
     assert len(report.checks) >= 5 and report.sample_seed == 7
-    assert all(c.exact and c.bits_equal for c in report.checks), [c.describe() for c in report.checks]
+    ran = [c for c in report.checks if c.claimed_status == "ok"]
+    assert ran and all(c.exact and c.bits_equal for c in ran), [c.describe() for c in report.checks]
+    # the seed's skipped attacks (APGD-DLR/-T on two classes, the CNN surrogate on 2 features) are re-run
+    # and skip again: a skip drops an attack out of the worst case, so it is checked too
+    skipped = [c for c in report.checks if c.claimed_status == "skipped"]
+    assert {c.attack for c in skipped} >= {"apgd-dlr", "apgd-t"} and all(c.measured_status == "skipped" for c in skipped)
     assert report.ok
+
+
+def test_a_claimed_skip_that_the_re_run_does_not_make_disagrees():
+    from qbench.publishing.verify import CellCheck
+
+    forged = CellCheck(0, "attack", "pgd", 0.15, 0.0, 0.0, 0.0, claimed_status="skipped", measured_status="ok")
+    assert not forged.agrees and "entry skipped, re-run ok DISAGREES" in forged.describe()
+    assert CellCheck(0, "attack", "apgd-t", 0.15, 0.0, 0.0, 0.0, claimed_status="skipped",
+                     measured_status="skipped").agrees
 
 
 def test_a_raised_headline_fails_naming_the_field(board, tmp_path):
@@ -104,6 +118,13 @@ def test_edited_bits_in_the_published_store_fail(board, tmp_path):
     bits = _unpack(base64.b64decode(rows[clean_key]["bits"]))
     bits[:5] = ~bits[:5]  # five examples flipped, accuracy field left alone
     rows[clean_key]["bits"] = base64.b64encode(_pack(bits)).decode()
+    cells_path.write_text("".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in sorted(rows)))
+    report = check(entries / "none.json", published, recompute_only=True)
+    # refused at the cell itself: its accuracy field no longer follows from its bits
+    assert not report.ok and any(clean_key in m and "not what its bits give" in m for m in report.mismatches)
+    # bits and accuracy edited together load, and then the entry's numbers no longer match
+    rows[clean_key]["accuracy"] = float(bits.mean())
+    rows[clean_key]["n_correct"] = int(bits[:, bits.shape[1] // 2:].all(axis=1).sum())
     cells_path.write_text("".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in sorted(rows)))
     report = check(entries / "none.json", published, recompute_only=True)
     assert not report.ok and any(m.startswith("clean.mean:") for m in report.mismatches)

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from qbench.contract.checkpoint import further_along, read_meta
-from qbench.errors import UsageError
-from qbench.running.store import CellRecord, Store, TrainingRecord, _pack, _unpack, checkpoint_path
+from qbench.errors import StoreError, UsageError
+from qbench.running.store import CellRecord, Store, TrainingRecord, _pack, _unpack, checkpoint_path, same_weights
 
 CELLS = "cells.jsonl"
 TRAININGS = "trainings.jsonl"
@@ -55,6 +55,9 @@ class TransferReport:
     disagreements: list[str] = field(default_factory=list)
     #: trainings whose weights are missing on the source side
     missing_weights: list[str] = field(default_factory=list)
+    #: trainings stored on both sides with different weights: the target's kept, the source's cells of them
+    #: (computed from the other weights) not moved
+    weight_disagreements: list[str] = field(default_factory=list)
     #: checkpoints of trainings and cells under way copied (new, or further along than the target's)
     checkpoints_added: int = 0
     #: checkpoints removed from the target because their training is now published or stored
@@ -89,16 +92,39 @@ def _cell_json(cell: CellRecord, commit: str | None) -> dict[str, Any]:
 
 
 def cell_from_json(row: dict[str, Any]) -> CellRecord:
-    """A :class:`CellRecord` from one line of ``cells.jsonl``."""
+    """A :class:`CellRecord` from one line of ``cells.jsonl``; a cell whose summary fields do not follow from
+    its bits is refused (:class:`qbench.errors.StoreError`).
+
+    Every published number is computed from the bits, while a re-run (``qbench verify``) compares its
+    accuracy with the cell's ``accuracy`` field: the two must be one record, or bits edited under an
+    unchanged ``accuracy`` would pass.
+    """
     bits = _unpack(base64.b64decode(row["bits"])) if row.get("bits") else None
     info = dict(row["info"])
     if row.get("commit"):
         info["commit"] = row["commit"]
+    if row["status"] == "ok":
+        check_summary_fields(row, bits)
     return CellRecord(
         row["key"], row["train_key"], row["spec"], row["kind"], row["attack"], row["epsilon"], row["seed"],
         row["status"], row["n"], row["n_correct"], row["accuracy"], bits, info, row["seconds"], row.get("error"),
         row.get("qbench_version", ""),
     )
+
+
+def check_summary_fields(row: dict[str, Any], bits: Any) -> None:
+    """Raise :class:`StoreError` unless ``n``, ``accuracy`` and ``n_correct`` of a successful cell are what its
+    bits give: the mean over every draw, and the examples right in every draw of the second set (the strict
+    number; the runner's definition in :meth:`qbench.running.tasks.CellTask.evaluate`)."""
+    where = f"cell {row['key']} ({row.get('attack') or row['kind']}, seed {row['seed']})"
+    if bits is None:
+        raise StoreError(f"{where} is 'ok' but has no bits")
+    draws = bits.shape[1] // 2 if bits.ndim == 2 else 0
+    expected = (bits.shape[0], float(bits.mean()) if bits.shape[0] else 0.0,
+                int(bits[:, draws:].all(axis=1).sum()) if bits.ndim == 2 else -1)
+    if (row["n"], row["accuracy"], row["n_correct"]) != expected:
+        raise StoreError(f"{where}: its n, accuracy and n_correct ({row['n']}, {row['accuracy']}, "
+                         f"{row['n_correct']}) are not what its bits give {expected}: the record was edited")
 
 
 def _training_json(t: TrainingRecord) -> dict[str, Any]:
@@ -154,12 +180,17 @@ def export_store(store: Store, root: Path, commit: str | None = None) -> Transfe
         if cell.status == "failed" or cell.train_key not in where:
             continue  # failures are retried, not published; a cell without its training cannot be placed
         by_board_c.setdefault(where[cell.train_key], []).append(cell)
+    conflicting: set[str] = set()
     for board, records in by_board_t.items():
         folder = root / board[0] / board[1]
         published = read_jsonl(folder / TRAININGS)
         for t in records:
             source = store.artifacts / t.weights
             target = folder / WEIGHTS / t.weights
+            if target.exists() and source.exists() and not same_weights(source, target):
+                report.weight_disagreements.append(t.key)
+                conflicting.add(t.key)
+                continue
             if not target.exists():
                 if not source.exists():
                     report.missing_weights.append(t.key)
@@ -178,6 +209,8 @@ def export_store(store: Store, root: Path, commit: str | None = None) -> Transfe
         folder = root / board[0] / board[1]
         published = read_jsonl(folder / CELLS)
         for cell in cells:
+            if cell.train_key in conflicting:
+                continue  # computed from other weights than the published ones
             row = _cell_json(cell, commit)
             old = published.get(cell.key)
             if old is None:
@@ -233,11 +266,16 @@ def import_store(root: Path, store: Store) -> TransferReport:
     """Bring the published records ``store`` lacks into it (weights into its artifact folder)."""
     report = TransferReport()
     for folder in board_dirs(root):
+        conflicting: set[str] = set()
         for row in read_jsonl(folder / TRAININGS).values():
             source = folder / WEIGHTS / row["weights"]
             target = store.artifacts / row["weights"]
             if not source.exists():
                 report.missing_weights.append(row["key"])
+                continue
+            if target.exists() and store.get_training(row["key"]) is not None and not same_weights(source, target):
+                report.weight_disagreements.append(row["key"])
+                conflicting.add(row["key"])
                 continue
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -257,6 +295,8 @@ def import_store(root: Path, store: Store) -> TransferReport:
                 _copy_atomic(path, target)
                 report.checkpoints_added += 1
         for row in read_jsonl(folder / CELLS).values():
+            if row["train_key"] in conflicting:
+                continue  # computed from other weights than this store's
             stored = store.get_cell(row["key"])
             cell = cell_from_json(row)
             if stored is None or stored.status == "failed":

@@ -112,6 +112,7 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
             report = import_store(args.published, store)
     fields = {"cells_added": report.cells_added, "trainings_added": report.trainings_added,
               "weights_added": report.weights_added, "disagreements": report.disagreements,
+              "weight_disagreements": report.weight_disagreements,
               "missing_weights": report.missing_weights, "checkpoints_added": report.checkpoints_added,
               "checkpoints_removed": report.checkpoints_removed}
     if args.json:
@@ -125,7 +126,10 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
                       soft_wrap=True)
         for key in report.disagreements:
             out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
-    return 1 if report.disagreements else 0
+        for key in report.weight_disagreements:
+            out.print(f"  disagreement (kept the existing record): the weights of training {key}; its cells "
+                      "here were computed from other weights and were not moved", markup=False, highlight=False)
+    return 1 if report.disagreements or report.weight_disagreements else 0
 
 
 def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -149,6 +153,12 @@ def cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
                 + (f"; {r.checkpoints_added} checkpoints of trainings and cells under way" if r.checkpoints_added else ""),
                 markup=False, highlight=False,
             )
+    weights = [(r.source, key) for r in reports for key in r.weight_disagreements]
+    if weights:
+        print(f"qbench: error: {len(weights)} trainings have different weights in {weights[0][0]} and {target} "
+              f"(first: {weights[0][1]}); the destination's weights were kept and the source's cells of them "
+              "not merged", file=sys.stderr)
+        return 1
     disagreeing = [(r.source, key) for r in reports for key in r.disagreements]
     if disagreeing:
         print(f"qbench: error: {len(disagreeing)} cells differ between {disagreeing[0][0]} and {target} "

@@ -29,7 +29,7 @@ from typing import Any
 from qbench.contract.attack import attack_label
 from qbench.running.checks import tolerance
 from qbench.contract.dataset import TrainingSchedule
-from qbench.errors import UsageError
+from qbench.errors import StoreError, UsageError
 from qbench.running.planning import make_plan
 from qbench.contract.progress import Reporter
 from qbench.registry import Registry
@@ -54,10 +54,18 @@ class CellCheck:
     bits_equal: bool | None = None
     #: whether exact equality is required (the published cell was computed on this platform and packages)
     exact: bool = False
+    #: the cell's status in the entry and in the re-run: a skipped attack must skip again (a skip drops the
+    #: attack out of the worst case, so an entry must not claim one the attack would not make)
+    claimed_status: str = "ok"
+    measured_status: str = "ok"
 
     @property
     def agrees(self) -> bool:
         """Exactly equal where required, else the measured accuracy within tolerance of the claimed one."""
+        if self.claimed_status != self.measured_status:
+            return False
+        if self.claimed_status != "ok":
+            return True
         if self.exact:
             return bool(self.bits_equal) and self.claimed == self.measured
         return abs(self.claimed - self.measured) <= self.tolerance
@@ -66,6 +74,8 @@ class CellCheck:
         """One line naming the cell and both numbers."""
         what = "clean" if self.kind == "clean" else f"{self.attack} eps={self.epsilon:g}"
         verdict = "agrees" if self.agrees else "DISAGREES"
+        if "ok" not in (self.claimed_status, self.measured_status) or self.claimed_status != self.measured_status:
+            return f"seed {self.seed} {what}: entry {self.claimed_status}, re-run {self.measured_status} {verdict}"
         rule = ("exact: bits " + ("identical" if self.bits_equal else "differ")) if self.exact else \
             f"tolerance {100 * self.tolerance:.2f} points"
         return (f"seed {self.seed} {what}: entry {100 * self.claimed:.2f}%, re-run {100 * self.measured:.2f}% "
@@ -112,15 +122,17 @@ class VerifyReport:
 
 
 def sample_cells(entry: dict[str, Any], k: int, seed: int) -> list[dict[str, Any]]:
-    """``k`` random successful cells (clean and attack) plus every ranking-epsilon cell of one random seed."""
+    """``k`` random successful cells (clean and attack) plus every ranking-epsilon cell of one random seed and
+    every skipped attack cell of that seed (a skip costs nothing to re-run and must happen again)."""
     candidates = [c for c in entry["cells"] if c["status"] == "ok" and c["kind"] in ("clean", "attack")]
     if not candidates:
         raise UsageError("the entry lists no successful cells to verify")
     rng = random.Random(seed)
     run_seed = rng.choice(sorted({c["seed"] for c in candidates}))
     ranking = [c for c in candidates if c["seed"] == run_seed and (c["kind"] == "clean" or c["epsilon"] == entry["epsilon"])]
+    skipped = [c for c in entry["cells"] if c["status"] == "skipped" and c["seed"] == run_seed]
     rest = [c for c in candidates if c not in ranking]
-    return ranking + rng.sample(rest, min(k, len(rest)))
+    return ranking + skipped + rng.sample(rest, min(k, len(rest)))
 
 
 def new_sample_seed() -> int:
@@ -189,7 +201,10 @@ def recompute_board(
     )
     out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, Store.open(Path(tmp) / "recompute.sqlite") as store:
-        import_store(published, store)
+        try:
+            import_store(published, store)
+        except StoreError as exc:  # a cell whose numbers do not follow from its bits: nothing to rebuild from
+            return {defense: [f"(published store): {exc}"] for defense in committed}
         runner = Runner(store, data_dir=data_dir, compute=False)
         report = leaderboard.build(registry, runner, Path(tmp) / "out", entry["track"], options)
         for defense, mine in committed.items():
@@ -285,6 +300,12 @@ def verify(
             if stored is None:  # the re-built plan does not name the entry's cell: the entry is not reproducible
                 raise UsageError(f"cell {cell['attack'] or cell['kind']} (seed {cell['seed']}) cannot be rebuilt "
                                  f"from the entry's protocol: its key {cell['key']} is not the re-built plan's")
+            if cell["status"] != "ok" or stored.status != "ok":
+                report.checks.append(CellCheck(
+                    cell["seed"], cell["kind"], cell["attack"], cell["epsilon"], 0.0, 0.0, 0.0,
+                    claimed_status=cell["status"], measured_status=stored.status,
+                ))
+                continue
             original = bits.get(cell["key"])
             same_platform = original is not None and original.qbench_version == stored.qbench_version and \
                 original.info.get("platform") == stored.info.get("platform")

@@ -119,6 +119,27 @@ class TrainingRecord:
 _BITS_MAGIC = b"QB2\x00"
 
 
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two weights files hold the same tensors: identical bytes, or, where the files differ (e.g. in
+    safetensors metadata), the same names, shapes, dtypes and values.
+
+    One training key names one computation, but the same training run on two machines may round
+    differently; a store that holds the other machine's weights must not take its cells (computed from
+    those weights) as if they were its own.
+    """
+    if Path(a).read_bytes() == Path(b).read_bytes():
+        return True
+    try:
+        from safetensors.torch import load_file
+
+        left, right = load_file(str(a)), load_file(str(b))
+    except Exception:  # noqa: BLE001 - not a safetensors file: the bytes decide
+        return False
+    return left.keys() == right.keys() and all(
+        left[k].dtype == right[k].dtype and left[k].shape == right[k].shape and bool((left[k] == right[k]).all())
+        for k in left)
+
+
 def _pack(bits: np.ndarray | None) -> bytes | None:
     """Per-example, per-draw correctness ``(n, draws)`` as a compact blob (1-D arrays are one draw)."""
     if bits is None:

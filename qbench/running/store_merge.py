@@ -18,7 +18,7 @@ from typing import Any
 
 from qbench.contract.checkpoint import further_along
 from qbench.errors import UsageError
-from qbench.running.store import CHECKPOINTS, Store, checkpoint_path
+from qbench.running.store import CHECKPOINTS, Store, checkpoint_path, same_weights
 
 
 @dataclass
@@ -36,6 +36,9 @@ class MergeReport:
     missing_weights: list[str] = field(default_factory=list)
     #: cell keys stored successfully in both stores with different results (the destination's kept)
     disagreements: list[str] = field(default_factory=list)
+    #: trainings in both stores with different weights: the destination's kept, the source's cells of them
+    #: (computed from the other weights) not merged
+    weight_disagreements: list[str] = field(default_factory=list)
 
 
 def _copy_new(src: Path, dst: Path) -> bool:
@@ -61,15 +64,18 @@ def merge_store(source: Path, destination: Store) -> MergeReport:
         # weights and caches first: a record is only ever written after the file it points to
         for t in trainings:
             weights = src.artifacts / t["weights"]
-            if weights.exists():
-                _copy_new(weights, destination.artifacts / t["weights"])
+            mine = destination.artifacts / t["weights"]
+            if weights.exists() and mine.exists() and not same_weights(weights, mine):
+                report.weight_disagreements.append(t["key"])
+            elif weights.exists():
+                _copy_new(weights, mine)
             else:
                 report.missing_weights.append(t["key"])
         cache = src.artifacts / "cache"
         if cache.is_dir():
             for path in sorted(p for p in cache.rglob("*") if p.is_file() and not p.name.endswith(".tmp")):
                 report.cache_files_added += _copy_new(path, destination.artifacts / "cache" / path.relative_to(cache))
-    missing = set(report.missing_weights)
+    missing = set(report.missing_weights) | set(report.weight_disagreements)
     conn = destination.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -78,6 +84,8 @@ def merge_store(source: Path, destination: Store) -> MergeReport:
                 _insert(conn, "trainings", t)
                 report.trainings_added += 1
         for c in cells:
+            if c["train_key"] in report.weight_disagreements:
+                continue  # computed from other weights than the destination's
             row = conn.execute("SELECT status, accuracy, correct FROM cells WHERE key=?", (c["key"],)).fetchone()
             if row is None or (row[0] == "failed" and c["status"] != "failed"):
                 _insert(conn, "cells", c)
