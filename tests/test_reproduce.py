@@ -97,6 +97,12 @@ def test_write_merges_experiments_of_an_earlier_report(tmp_path):
     b = {"id": "table2", "values": [], "title": "B"}
     merged = rr.merge(rr.build_report(rep, [a, b], "x"), rr.build_report(rep, [{**b, "title": "B2"}], "y"))
     assert [e["title"] for e in merged["experiments"]] == ["A", "B2"]
+    # the kept experiment keeps the run that computed it; the re-run one has the report's own
+    assert merged["command"] == "y" and merged["experiments"][0]["provenance"]["command"] == "x"
+    assert "provenance" not in merged["experiments"][1]
+    # merged again later, it still names its own run, not the run in between
+    again = rr.merge(merged, rr.build_report(rep, [{**b, "title": "B3"}], "z"))
+    assert again["experiments"][0]["provenance"]["command"] == "x"
     other = rr.merge(rr.build_report(REPRODUCTIONS["qnad2024"], [a], "x"), rr.build_report(rep, [b], "y"))
     assert [e["id"] for e in other["experiments"]] == ["table2"]
 

@@ -96,7 +96,9 @@ def merge(previous: dict[str, Any] | None, report: dict[str, Any]) -> dict[str, 
     if not previous or previous.get("reproduction") != report["reproduction"]:
         return report
     fresh = {e["id"] for e in report["experiments"]}
-    kept = [e for e in previous.get("experiments", []) if e["id"] not in fresh]
+    # an experiment not re-run keeps the provenance of the run that computed it, not the new run's
+    own = {k: previous.get(k) for k in ("command", "created", "git_commit", "packages")}
+    kept = [{"provenance": own, **e} for e in previous.get("experiments", []) if e["id"] not in fresh]
     order = {e["id"]: i for i, e in enumerate(previous.get("experiments", []))}
     merged = sorted(kept + report["experiments"], key=lambda e: order.get(e["id"], len(order)))
     return {**report, "experiments": merged}
@@ -161,6 +163,10 @@ def experiment_markdown(result: dict[str, Any]) -> str:
         + (f" **Smoke run, overrides {p['overrides']}: not the paper's protocol.**" if p.get("overrides") else ""),
         "",
     ]
+    if result.get("provenance"):
+        own = result["provenance"]
+        lines += [f"Computed by an earlier run than the report's: `{own.get('command')}`, commit "
+                  f"{own.get('git_commit')}, {own.get('created')}.", ""]
     for table in _tables(result["values"]):
         lines += [table, ""]
     if result["paper_claim"]:
