@@ -238,3 +238,16 @@ def test_a_training_with_other_weights_keeps_the_existing_ones_and_its_cells_sta
     with Store.open(tmp_path / "c.sqlite") as c:
         tiny_run(c)
         assert export_store(c, published).weight_disagreements == []
+
+
+def test_cells_whose_training_the_store_lacks_are_counted_not_dropped_silently(tmp_path):
+    published = tmp_path / "published"
+    with Store.open(tmp_path / "a.sqlite") as a:
+        tiny_run(a)
+        orphan = sorted(a.trainings(), key=lambda t: t.key)[0].key
+        expected = sorted(c.key for c in a.cells() if c.train_key == orphan)
+        a.conn.execute("DELETE FROM trainings WHERE key=?", (orphan,))
+        a.conn.commit()
+        report = export_store(a, published)
+    assert sorted(report.cells_without_training) == expected and expected
+    assert not any(r["train_key"] == orphan for r in read_jsonl(published / "qnn" / "tiny_box-tiny_linear" / CELLS).values())

@@ -58,6 +58,8 @@ class TransferReport:
     #: trainings stored on both sides with different weights: the target's kept, the source's cells of them
     #: (computed from the other weights) not moved
     weight_disagreements: list[str] = field(default_factory=list)
+    #: cells not exported because the store lacks their training (nothing to place them by, no weights)
+    cells_without_training: list[str] = field(default_factory=list)
     #: checkpoints of trainings and cells under way copied (new, or further along than the target's)
     checkpoints_added: int = 0
     #: checkpoints removed from the target because their training is now published or stored
@@ -177,8 +179,11 @@ def export_store(store: Store, root: Path, commit: str | None = None) -> Transfe
         by_board_t.setdefault(where[key], []).append(t)
     by_board_c: dict[tuple[str, str], list[CellRecord]] = {}
     for cell in store.cells():
-        if cell.status == "failed" or cell.train_key not in where:
-            continue  # failures are retried, not published; a cell without its training cannot be placed
+        if cell.status == "failed":
+            continue  # failures are retried, not published
+        if cell.train_key not in where:
+            report.cells_without_training.append(cell.key)  # cannot be placed, and no weights stand behind it
+            continue
         by_board_c.setdefault(where[cell.train_key], []).append(cell)
     conflicting: set[str] = set()
     for board, records in by_board_t.items():

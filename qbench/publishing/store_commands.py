@@ -113,6 +113,7 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
     fields = {"cells_added": report.cells_added, "trainings_added": report.trainings_added,
               "weights_added": report.weights_added, "disagreements": report.disagreements,
               "weight_disagreements": report.weight_disagreements,
+              "cells_without_training": report.cells_without_training,
               "missing_weights": report.missing_weights, "checkpoints_added": report.checkpoints_added,
               "checkpoints_removed": report.checkpoints_removed}
     if args.json:
@@ -126,6 +127,9 @@ def cmd_store(args: argparse.Namespace, out: Console, err: Console) -> int:
                       soft_wrap=True)
         for key in report.disagreements:
             out.print(f"  disagreement (kept the existing record): cell {key}", markup=False, highlight=False)
+        if report.cells_without_training:
+            out.print(f"  {len(report.cells_without_training)} cells left out: the store lacks their training "
+                      f"(first: {report.cells_without_training[0]})", markup=False, highlight=False, soft_wrap=True)
         for key in report.weight_disagreements:
             out.print(f"  disagreement (kept the existing record): the weights of training {key}; its cells "
                       "here were computed from other weights and were not moved", markup=False, highlight=False)
